@@ -1,0 +1,1 @@
+"""curriculum plugin of Blended LMS."""

@@ -1,0 +1,1 @@
+"""graders plugin of Blended LMS."""

@@ -1,0 +1,1 @@
+"""labs plugin of Blended LMS."""

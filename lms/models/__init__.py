@@ -1,0 +1,30 @@
+"""The core's models; importing this package registers every core table on the metadata."""
+
+from lms.models.audit import AuditLog
+from lms.models.cohort import Cohort, Enrollment, EnrollmentStatus, cohort_trainer
+from lms.models.course import Course, CourseLevel
+from lms.models.hours import Delivery, HoursEntry, HoursSource, LedgerIsAppendOnly
+from lms.models.institution import Institution, InstitutionKind
+from lms.models.token import ApiToken
+from lms.models.user import LoginFailure, Role, RoleGrant, User
+
+__all__ = [
+    "ApiToken",
+    "AuditLog",
+    "Cohort",
+    "Course",
+    "CourseLevel",
+    "Delivery",
+    "Enrollment",
+    "EnrollmentStatus",
+    "HoursEntry",
+    "HoursSource",
+    "Institution",
+    "InstitutionKind",
+    "LedgerIsAppendOnly",
+    "LoginFailure",
+    "Role",
+    "RoleGrant",
+    "User",
+    "cohort_trainer",
+]
