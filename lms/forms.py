@@ -14,6 +14,7 @@ from wtforms import (
     SelectMultipleField,
     StringField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from lms.models import InstitutionKind, Role
@@ -28,12 +29,12 @@ class LoginForm(FlaskForm):
 
 
 class LocaleForm(FlaskForm):
-    locale = SelectField(_l("Language"), choices=[("zh_CN", "中文"), ("en", "English")])
+    locale = SelectField(_l("Language"), choices=[SelectChoice("zh_CN", "中文"), SelectChoice("en", "English")])
     next = HiddenField()
 
 
 class SettingsForm(FlaskForm):
-    locale = SelectField(_l("Language"), choices=[("zh_CN", "中文"), ("en", "English")])
+    locale = SelectField(_l("Language"), choices=[SelectChoice("zh_CN", "中文"), SelectChoice("en", "English")])
     timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)])
     email = EmailField(_l("E-mail"), validators=[Optional(), Length(max=254)])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
@@ -46,13 +47,18 @@ class PasswordChangeForm(FlaskForm):
                                  render_kw={"autocomplete": "new-password"})
 
 
-def role_choices() -> list[tuple[str, str]]:
-    return [
-        (Role.TRAINEE.value, str(_l("Trainee"))),
-        (Role.TRAINER.value, str(_l("Trainer"))),
-        (Role.ASSESSOR.value, str(_l("Assessor"))),
-        (Role.ADMIN.value, str(_l("Administrator"))),
-    ]
+def choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as the option objects WTForms wants."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+def role_choices() -> list[SelectChoice]:
+    return choices([
+        (Role.TRAINEE.value, _l("Trainee")),
+        (Role.TRAINER.value, _l("Trainer")),
+        (Role.ASSESSOR.value, _l("Assessor")),
+        (Role.ADMIN.value, _l("Administrator")),
+    ])
 
 
 class UserForm(FlaskForm):
@@ -93,9 +99,9 @@ class InstitutionForm(FlaskForm):
     name = StringField(_l("Name (Chinese)"), validators=[DataRequired(), Length(max=200)])
     name_en = StringField(_l("Name (English)"), validators=[Optional(), Length(max=200)])
     kind = SelectField(_l("Kind"), choices=[
-        (InstitutionKind.TRAINING_BASE.value, _l("Training base")),
-        (InstitutionKind.ASSESSMENT_SITE.value, _l("Assessment site")),
-        (InstitutionKind.SUPPORT_CENTRE.value, _l("Support centre")),
+        SelectChoice(InstitutionKind.TRAINING_BASE.value, _l("Training base")),
+        SelectChoice(InstitutionKind.ASSESSMENT_SITE.value, _l("Assessment site")),
+        SelectChoice(InstitutionKind.SUPPORT_CENTRE.value, _l("Support centre")),
     ])
     timezone = StringField(_l("Time zone"), default="Asia/Shanghai", validators=[DataRequired()])
     address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.globals import _cv_app
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from lms import create_app
@@ -71,9 +73,31 @@ def app_config(database_url: str, tmp_path: Path) -> dict[str, Any]:
     }
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose requests run in their own app context, as in production.
+
+    The test's own app context (and its database session) is hidden during the request, so request
+    state in ``g`` never leaks between requests; the test's pending rows are committed first, and its
+    session is expired afterwards so that the test reads what the request committed.
+    """
+
+    def open(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        outer = _cv_app.get(None)
+        if outer is not None:
+            db.session.commit()
+        token = _cv_app.set(None)  # type: ignore[arg-type]
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            _cv_app.reset(token)
+            if outer is not None:
+                db.session.commit()  # ends the read transaction and expires what the test holds
+
+
 @pytest.fixture
 def app(app_config: dict[str, Any]):
     app = create_app(app_config)
+    app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
         db.session.rollback()

@@ -1,10 +1,11 @@
-"""Administration: institutions, users (create, edit, roles, password reset, deactivation), cohorts."""
+"""Administration: institutions, users (create, import, edit, roles, password reset, deactivation),
+cohorts."""
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
@@ -16,14 +17,16 @@ from lms.forms import (
     ConfirmForm,
     EnrollForm,
     GrantForm,
+    ImportForm,
     InstitutionForm,
     PasswordResetForm,
     UserEditForm,
     UserForm,
+    choices,
     role_choices,
 )
 from lms.models import Cohort, Course, Enrollment, Institution, InstitutionKind, Role, RoleGrant, User
-from lms.services import DomainError, accounts
+from lms.services import DomainError, accounts, user_import
 from lms.services import cohorts as cohort_service
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -58,11 +61,11 @@ def get_user_or_404(user_id: int) -> User:
 
 
 def institution_choices(kind: InstitutionKind | None = None, allow_platform: bool = False):
-    choices = [(0, _("The whole platform"))] if allow_platform and current_user.is_platform_admin else []
+    pairs = [(0, _("The whole platform"))] if allow_platform and current_user.is_platform_admin else []
     for institution in institutions_for_admin(current_user):
         if kind is None or institution.kind == kind:
-            choices.append((institution.id, institution.display_name(_locale())))
-    return choices
+            pairs.append((institution.id, institution.display_name(_locale())))
+    return choices(pairs)
 
 
 def _locale() -> str:
@@ -117,6 +120,44 @@ def create_user():
     if form.is_submitted():
         status = 400
     return render_template("lms/admin/user_new.html", form=form), status
+
+
+@bp.route("/users/import", methods=["GET", "POST"])
+@access.roles(Role.ADMIN)
+def import_users():
+    form = ImportForm()
+    if not form.validate_on_submit():
+        return _render_import(form), 400 if form.is_submitted() else 200
+    max_bytes = current_app.config["USER_IMPORT_MAX_BYTES"]
+    data = form.file.data.read(max_bytes + 1)  # never read more than the limit allows
+    if len(data) > max_bytes:
+        form.file.errors.append(_("The file is larger than %(n)d KB; split it into smaller files.",
+                                  n=max_bytes // 1024))
+        return _render_import(form), 413
+    try:
+        result = user_import.import_users_csv(
+            data, actor=current_user, dry_run=form.dry_run.data, institution_code=None,
+            max_bytes=max_bytes, max_rows=current_app.config["USER_IMPORT_MAX_ROWS"],
+        )
+    except user_import.ImportRejected as exc:
+        db.session.rollback()
+        return _render_import(form, problems=exc.problems), 422
+    if result.dry_run:
+        db.session.rollback()
+        return _render_import(form, result=result), 200
+    db.session.commit()
+    flash(_("Imported %(created)d user(s) and made %(enrolled)d enrolment(s). They cannot sign in until "
+            "you set a password for each.", created=result.created, enrolled=result.enrolled), "success")
+    return redirect(url_for("admin.list_users"), 303)
+
+
+def _render_import(form: ImportForm, problems=None, result=None) -> str:
+    return render_template(
+        "lms/admin/import_users.html", form=form, problems=problems, result=result,
+        columns=user_import.COLUMNS, example=user_import.EXAMPLE_ROW,
+        max_kb=current_app.config["USER_IMPORT_MAX_BYTES"] // 1024,
+        max_rows=current_app.config["USER_IMPORT_MAX_ROWS"],
+    )
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
@@ -267,13 +308,13 @@ def list_cohorts():
 @access.roles(Role.ADMIN)
 def create_cohort():
     form = CohortForm()
-    form.course_id.choices = [(c.id, c.display_title(_locale()))
-                              for c in db.session.scalars(select(Course).order_by(Course.code))]
+    form.course_id.choices = choices((c.id, c.display_title(_locale()))
+                                     for c in db.session.scalars(select(Course).order_by(Course.code)))
     form.training_base_id.choices = institution_choices(InstitutionKind.TRAINING_BASE)
     trainers = db.session.scalars(
         select(User).where(User.grants.any(RoleGrant.role == Role.TRAINER)).order_by(User.username)
     ).all()
-    form.trainer_ids.choices = [(t.id, f"{t.real_name} ({t.username})") for t in trainers]
+    form.trainer_ids.choices = choices((t.id, f"{t.real_name} ({t.username})") for t in trainers)
     status = 200
     if form.validate_on_submit():
         course = db.session.get(Course, form.course_id.data)
