@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+if TYPE_CHECKING:
+    from flask import Flask
 
 __all__ = ["ConfigError", "create_app"]
 
@@ -22,17 +20,6 @@ class ConfigError(RuntimeError):
 def default_instance_path() -> Path:
     """``$LMS_INSTANCE_PATH``, else ``./instance`` in the working directory."""
     return Path(os.environ.get("LMS_INSTANCE_PATH") or Path.cwd() / "instance").resolve()
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    # WAL lets readers work during a write; busy_timeout makes writers queue instead of failing.
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=15000")
-        cursor.close()
 
 
 def load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
@@ -66,6 +53,8 @@ def normalise_database_url(url: str) -> str:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the LMS: configuration, extensions, core blueprints, then the configured plugins."""
+    from flask import Flask
+
     instance_path = Path((config or {}).get("INSTANCE_PATH") or default_instance_path())
     app = Flask("lms", instance_path=str(instance_path), instance_relative_config=True)
     load_config(app, config)

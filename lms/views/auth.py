@@ -67,9 +67,12 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @access.signed_in
 def logout():
+    locale = current_user.locale or session.get("locale")
     logout_user()
     session.clear()
     g.pop("csrf_token", None)
+    if locale:
+        session["locale"] = locale  # the sign-in page stays in the language the user chose
     flash(_("You have signed out."), "info")
     return redirect(url_for("auth.login"))
 
