@@ -77,7 +77,14 @@ def _messages() -> dict[int, str]:
 def handle_http_error(error: HTTPException) -> Any:
     status = error.code or 500
     message = _messages().get(status) or error.description or ""
-    return _error_response(status, message)
+    response = _error_response(status, message)
+    allowed = dict(error.get_headers()).get("Allow")
+    if allowed:  # a 405 must say which methods the address accepts (RFC 9110)
+        if isinstance(response, tuple):
+            response = (*response, {"Allow": allowed})
+        else:
+            response.headers["Allow"] = allowed
+    return response
 
 
 def handle_csrf_error(error: CSRFError) -> Any:

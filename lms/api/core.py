@@ -12,6 +12,10 @@ from lms.models import Cohort, Enrollment, Role, RoleGrant, User
 from lms.services import cohorts as cohort_service
 from lms.services.hours import hours_summary
 
+#: The largest integer the databases store (signed 64 bits); SQLite raises on larger query parameters, so
+#: larger ids cannot match anything and larger offsets are clamped.
+MAX_INT64 = 2**63 - 1
+
 
 def user_json(user: User, full: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
@@ -64,7 +68,7 @@ def list_users():
     if username is not None:
         query = query.where(User.username == username.strip().lower())
     limit = min(max(request.args.get("limit", 100, type=int) or 100, 1), 1000)
-    offset = max(request.args.get("offset", 0, type=int) or 0, 0)
+    offset = min(max(request.args.get("offset", 0, type=int) or 0, 0), MAX_INT64)
     users = db.session.scalars(query.limit(limit).offset(offset)).all()
     return jsonify(items=[user_json(u, full=True) for u in users], limit=limit, offset=offset)
 
@@ -78,7 +82,7 @@ def list_cohorts():
 @bp.get("/cohorts/<int:cohort_id>/enrollments")
 @access.roles(Role.ADMIN, Role.TRAINER)
 def list_enrollments(cohort_id: int):
-    cohort = db.session.get(Cohort, cohort_id)
+    cohort = db.session.get(Cohort, cohort_id) if cohort_id <= MAX_INT64 else None
     if cohort is None or not cohort_service.can_manage_cohort(g.api_user, cohort):
         abort(404)
     enrollments = db.session.scalars(

@@ -1,0 +1,315 @@
+"""The OpenAPI 3.0 document of the JSON API, written by hand and checked against the routes by the tests.
+
+tests/lms/test_openapi.py compares the documented operations with the registered ``/api/v1`` routes, so
+a route cannot be added without a path item here (or in its plugin's ``openapi_paths()``), and runs
+schemathesis against the app, so the schemas below must match what ``lms/api/core.py`` returns.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from flask import Flask
+
+from lms.api.core import MAX_INT64
+from lms.models import EnrollmentStatus, Role
+
+OPENAPI_VERSION = "3.0.3"
+API_VERSION = "1.0.0"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict[str, Any], description: str = "") -> dict[str, Any]:
+    """A closed object whose every property is required: an undocumented field fails the schema tests."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": list(properties),
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+ID = {"type": "integer", "minimum": 1}
+STRING = {"type": "string"}
+
+_USER_PROPERTIES: dict[str, Any] = {
+    "id": ID,
+    "username": STRING,
+    "real_name": STRING,
+    "employer": STRING,
+    "active": {"type": "boolean"},
+    "roles": {"type": "array", "items": _ref("RoleGrant")},
+}
+
+_PRIVATE_USER_PROPERTIES: dict[str, Any] = {
+    "email": {"type": "string", "nullable": True, "description": "None when the account has no e-mail."},
+    "phone": {"type": "string", "description": "Empty when unknown."},
+    "locale": {"type": "string", "nullable": True, "description": "None: follow the browser."},
+    "timezone": {"type": "string", "example": "Asia/Shanghai"},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _object(
+        {
+            "error": {
+                "type": "string",
+                "description": "A stable code such as `unauthenticated`.",
+                "example": "not_found",
+            },
+            "message": {"type": "string", "description": "A sentence for people, in the caller's language."},
+        },
+        "Every error response of the API.",
+    ),
+    "RoleGrant": _object(
+        {
+            "role": {"type": "string", "enum": [role.value for role in Role]},
+            "institution_id": {
+                "type": "integer",
+                "minimum": 1,
+                "nullable": True,
+                "description": "None for a platform-wide admin grant.",
+            },
+        },
+        "A role held at one institution.",
+    ),
+    "User": _object(_USER_PROPERTIES, "A person, as other users see them."),
+    "UserDetail": _object(
+        {**_USER_PROPERTIES, **_PRIVATE_USER_PROPERTIES},
+        "A person with contact details and preferences (the caller, or a user seen by an admin).",
+    ),
+    "UserList": _object(
+        {
+            "items": {"type": "array", "items": _ref("UserDetail")},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "offset": {"type": "integer", "minimum": 0, "maximum": MAX_INT64},
+        },
+        "A page of users, ordered by username.",
+    ),
+    "CourseSummary": _object(
+        {"id": ID, "code": STRING, "title": STRING, "title_en": STRING},
+    ),
+    "InstitutionSummary": _object({"id": ID, "code": STRING, "name": STRING}),
+    "TrainerSummary": _object({"id": ID, "username": STRING, "real_name": STRING}),
+    "Cohort": _object(
+        {
+            "id": ID,
+            "code": STRING,
+            "name": STRING,
+            "course": _ref("CourseSummary"),
+            "training_base": _ref("InstitutionSummary"),
+            "starts_on": {"type": "string", "format": "date"},
+            "ends_on": {"type": "string", "format": "date"},
+            "required_hours": {"type": "integer", "minimum": 0},
+            "trainers": {"type": "array", "items": _ref("TrainerSummary")},
+        },
+        "One run of a course at a training base.",
+    ),
+    "CohortList": _object(
+        {"items": {"type": "array", "items": _ref("Cohort")}},
+        "The cohorts the caller may see, latest start first.",
+    ),
+    "HoursSummary": _object(
+        {
+            "online_minutes": {"type": "integer"},
+            "offline_minutes": {"type": "integer"},
+            "required_minutes": {"type": "integer"},
+        },
+        "Credited minutes of the trainee in the cohort.",
+    ),
+    "Enrollment": _object(
+        {
+            "id": ID,
+            "status": {"type": "string", "enum": [status.value for status in EnrollmentStatus]},
+            "enrolled_at": {"type": "string", "format": "date-time"},
+            "user": _ref("User"),
+            "hours": _ref("HoursSummary"),
+        },
+        "A trainee's place in a cohort, with their credited hours.",
+    ),
+    "EnrollmentList": _object(
+        {"cohort_id": ID, "items": {"type": "array", "items": _ref("Enrollment")}},
+    ),
+}
+
+
+def _json(schema_name: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+RESPONSES: dict[str, Any] = {
+    "Unauthenticated": {
+        **_json(
+            "Error",
+            "No bearer token, or one that is malformed, unknown, expired, revoked or belongs "
+            "to a deactivated account.",
+        ),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "example": 'Bearer realm="lms"'}},
+    },
+    "Forbidden": _json("Error", "The caller holds none of the roles this operation needs."),
+    "NotFound": _json("Error", "No such record, or one the caller may not see."),
+}
+
+PARAMETERS: dict[str, Any] = {
+    "CohortId": {
+        "name": "cohort_id",
+        "in": "path",
+        "required": True,
+        "description": "Ids that cannot exist (zero, or beyond 64 bits) get 404.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
+    },
+}
+
+
+def _error(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+CORE_PATHS: dict[str, Any] = {
+    "/api/v1/openapi.json": {
+        "get": {
+            "operationId": "getOpenApiDocument",
+            "summary": "This document",
+            "tags": ["meta"],
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "The OpenAPI document of the API, plugins' operations included.",
+                    "content": {"application/json": {"schema": {"type": "object", "required": ["openapi"]}}},
+                },
+            },
+        },
+    },
+    "/api/v1/me": {
+        "get": {
+            "operationId": "getMe",
+            "summary": "The caller",
+            "tags": ["users"],
+            "responses": {
+                "200": _json("UserDetail", "The user the bearer token belongs to."),
+                "401": _error("Unauthenticated"),
+            },
+        },
+    },
+    "/api/v1/users": {
+        "get": {
+            "operationId": "listUsers",
+            "summary": "Users (admins only)",
+            "description": (
+                "Platform admins see every user; an institution's admins see the users holding a role there."
+            ),
+            "tags": ["users"],
+            "parameters": [
+                {
+                    "name": "username",
+                    "in": "query",
+                    "description": "Only the user with exactly this username (case-insensitive).",
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "description": "Page size, clamped to 1–1000; 0 and non-numbers mean 100.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                },
+                {
+                    "name": "offset",
+                    "in": "query",
+                    "description": "Users to skip; negative values and non-numbers mean 0.",
+                    "schema": {"type": "integer", "minimum": 0, "maximum": MAX_INT64, "default": 0},
+                },
+            ],
+            "responses": {
+                "200": _json("UserList", "A page of users."),
+                "401": _error("Unauthenticated"),
+                "403": _error("Forbidden"),
+            },
+        },
+    },
+    "/api/v1/cohorts": {
+        "get": {
+            "operationId": "listCohorts",
+            "summary": "Cohorts the caller may see",
+            "description": (
+                "All of them for platform admins; their institution's for admins; the ones they teach for "
+                "trainers; the ones they are enrolled in for trainees."
+            ),
+            "tags": ["cohorts"],
+            "responses": {
+                "200": _json("CohortList", "The visible cohorts."),
+                "401": _error("Unauthenticated"),
+            },
+        },
+    },
+    "/api/v1/cohorts/{cohort_id}/enrollments": {
+        "parameters": [{"$ref": "#/components/parameters/CohortId"}],
+        "get": {
+            "operationId": "listEnrollments",
+            "summary": "Enrollments of a cohort (its trainers and admins)",
+            "tags": ["cohorts"],
+            "responses": {
+                "200": _json("EnrollmentList", "Every enrollment of the cohort, withdrawn ones included."),
+                "401": _error("Unauthenticated"),
+                "403": _error("Forbidden"),
+                "404": _error("NotFound"),
+            },
+        },
+    },
+}
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+def build_document(app: Flask) -> dict[str, Any]:
+    """The OpenAPI document: the core's operations, then those of every loaded plugin."""
+    paths = copy.deepcopy(CORE_PATHS)
+    for plugin in app.extensions.get("lms.plugins", []):
+        for path, item in plugin.openapi_paths().items():
+            _merge_path_item(paths, path, copy.deepcopy(item), plugin.name)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Blended LMS API",
+            "version": API_VERSION,
+            "description": (
+                "Read access to users, cohorts and enrollments. Authenticate with "
+                "`Authorization: Bearer <token>`; `lms users token USERNAME` issues a token. "
+                "Errors are JSON objects `{error, message}`."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearerAuth": []}],
+        "tags": [
+            {"name": "meta", "description": "The API itself."},
+            {"name": "users", "description": "People and their roles."},
+            {"name": "cohorts", "description": "Cohorts and their enrollments."},
+        ],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `lms users token USERNAME`; only its SHA-256 is stored.",
+                },
+            },
+            "schemas": copy.deepcopy(SCHEMAS),
+            "responses": copy.deepcopy(RESPONSES),
+            "parameters": copy.deepcopy(PARAMETERS),
+        },
+    }
+
+
+def _merge_path_item(paths: dict[str, Any], path: str, item: dict[str, Any], plugin_name: str) -> None:
+    """Add a plugin's path item; documenting an operation that is already documented is an error."""
+    existing = paths.setdefault(path, {})
+    for key, value in item.items():
+        if key in existing and (key in HTTP_METHODS or existing[key] != value):
+            raise ValueError(f"plugin {plugin_name!r} documents {key.upper()} {path}, already documented")
+        existing[key] = value
