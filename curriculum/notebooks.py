@@ -1,0 +1,77 @@
+"""Checks of nbgrader source notebooks, pure: JSON text in, (line, message) problems out."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+NBGRADER_KEYS = ("grade", "solution", "locked", "grade_id", "schema_version")
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+
+
+def _line_of(source: str, needle: str) -> int:
+    index = source.find(needle)
+    return source.count("\n", 0, index) + 1 if index >= 0 else 1
+
+
+def notebook_problems(source: str, declared_points: float | None) -> list[tuple[int, str]]:
+    """What is wrong with an nbgrader source notebook (empty: nothing)."""
+    try:
+        data = json.loads(source)
+    except json.JSONDecodeError as exc:
+        return [(exc.lineno, f"not valid JSON: {exc.msg}")]
+    if not isinstance(data, dict) or data.get("nbformat") != 4:
+        found = data.get("nbformat") if isinstance(data, dict) else None
+        return [(_line_of(source, '"nbformat"'), f"nbformat {found} is not supported; save the notebook as nbformat 4")]
+    import nbformat
+
+    try:
+        notebook = nbformat.reads(source, as_version=4)
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as exc:
+        return [(1, f"not a valid nbformat 4 notebook: {exc.message}")]
+    problems: list[tuple[int, str]] = []
+    grade_ids: dict[str, int] = {}
+    points = 0.0
+    solutions = 0
+    for index, cell in enumerate(notebook.cells):
+        meta: Any = cell.get("metadata", {}).get("nbgrader")
+        if meta is None:
+            continue
+        name = meta.get("grade_id") if isinstance(meta, dict) else None
+        line = _line_of(source, f'"grade_id": "{name}"') if name else 1
+        where = f"cell {index + 1}" + (f" ({name})" if name else "")
+        if not isinstance(meta, dict) or any(key not in meta for key in NBGRADER_KEYS):
+            missing = [k for k in NBGRADER_KEYS if not isinstance(meta, dict) or k not in meta]
+            problems.append((line, f"{where}: nbgrader metadata lacks {', '.join(missing)}"))
+            continue
+        if meta["schema_version"] != 3:
+            problems.append((line, f"{where}: nbgrader schema_version must be 3"))
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            problems.append((line, f"{where}: grade_id must be letters, digits, '_' or '-'"))
+        elif name in grade_ids:
+            problems.append((line, f"{where}: grade_id '{name}' is used twice (first in cell {grade_ids[name]})"))
+        else:
+            grade_ids[name] = index + 1
+        if meta["grade"]:
+            value = meta.get("points")
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                problems.append((line, f"{where}: a graded cell needs non-negative 'points'"))
+            else:
+                points += value
+        text = cell.source
+        if meta["solution"]:
+            solutions += 1
+            if cell.cell_type == "code" and (BEGIN_SOLUTION not in text or END_SOLUTION not in text):
+                problems.append((line, f"{where}: a code solution cell needs a '{BEGIN_SOLUTION}' … "
+                                 f"'{END_SOLUTION}' region"))
+        if text.count(BEGIN_HIDDEN) != text.count(END_HIDDEN):
+            problems.append((line, f"{where}: '{BEGIN_HIDDEN}' and '{END_HIDDEN}' do not pair up"))
+    if solutions == 0:
+        problems.append((1, "no solution region: mark at least one cell as an nbgrader solution"))
+    if declared_points is not None and abs(points - declared_points) > 1e-9 and not problems:
+        problems.append((1, f"the graded cells' points add up to {points:g}, but the unit declares "
+                         f"{declared_points:g}"))
+    return problems
