@@ -23,7 +23,7 @@ def extracted(tmp_path_factory) -> set[str]:
     pot = tmp_path_factory.mktemp("pot") / "messages.pot"
     subprocess.run(
         [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "_l",
-         "-k", "lazy_gettext", "--no-location", "-q", "-o", str(pot), "."],
+         "-k", "lazy_gettext", "--no-location", "-o", str(pot), "."],
         cwd=ROOT, check=True, capture_output=True,
     )
     with pot.open("rb") as handle:
@@ -102,12 +102,13 @@ def test_times_are_stored_utc_and_shown_in_the_users_zone(app, people):
     db.session.expire_all()
     stored = db.session.get(AuditLog, entry.id).at
     assert stored.tzinfo is UTC and stored.hour == 16
-    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+    # Each block gets its own app context, as each real request does (Flask-Babel caches the zone there).
+    with app.app_context(), app.test_request_context("/", headers={"Accept-Language": "en"}):
         # anonymous: the default zone, Asia/Shanghai (UTC+8), crosses midnight
         assert "Nov 23, 2026" in format_datetime(stored) and "12:30" in format_datetime(stored)
     people["trainee"].timezone = "Asia/Urumqi"  # UTC+6
     db.session.commit()
-    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+    with app.app_context(), app.test_request_context("/", headers={"Accept-Language": "en"}):
         from flask_login import login_user
 
         login_user(people["trainee"])
