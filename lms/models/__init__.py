@@ -2,9 +2,10 @@
 
 from lms.models.audit import AuditLog
 from lms.models.cohort import Cohort, Enrollment, EnrollmentStatus, cohort_trainer
-from lms.models.course import Course, CourseLevel
+from lms.models.course import Course, CourseAsset, CourseLevel, CourseModule, CourseUnit, CourseVersion, UnitKind
 from lms.models.hours import Delivery, HoursEntry, HoursSource, LedgerIsAppendOnly
 from lms.models.institution import Institution, InstitutionKind
+from lms.models.progress import ProgressStatus, QuizAttempt, UnitProgress
 from lms.models.token import ApiToken
 from lms.models.user import LoginFailure, Role, RoleGrant, User
 
@@ -13,7 +14,15 @@ __all__ = [
     "AuditLog",
     "Cohort",
     "Course",
+    "CourseAsset",
     "CourseLevel",
+    "CourseModule",
+    "CourseUnit",
+    "CourseVersion",
+    "ProgressStatus",
+    "QuizAttempt",
+    "UnitKind",
+    "UnitProgress",
     "Delivery",
     "Enrollment",
     "EnrollmentStatus",

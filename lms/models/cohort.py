@@ -5,7 +5,7 @@ from sqlalchemy import Column, Enum, ForeignKey, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.extensions import db
-from lms.models.course import Course
+from lms.models.course import Course, CourseVersion
 from lms.models.institution import Institution
 from lms.models.user import User
 from lms.timeutil import UTCDateTime, utcnow
@@ -31,8 +31,11 @@ class Cohort(db.Model):
     starts_on: Mapped[date]
     ends_on: Mapped[date]
     required_hours: Mapped[int] = mapped_column(default=0)
+    # The course version the cohort follows; None until the course's files are imported.
+    course_version_id: Mapped[int | None] = mapped_column(ForeignKey("lms_course_version.id"), index=True)
 
     course: Mapped[Course] = relationship(lazy="joined")
+    course_version: Mapped[CourseVersion | None] = relationship()
     training_base: Mapped[Institution] = relationship(lazy="joined")
     trainers: Mapped[list[User]] = relationship(secondary=cohort_trainer, lazy="selectin")
     enrollments: Mapped[list["Enrollment"]] = relationship(
