@@ -11,9 +11,14 @@ BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 
-def _line_of(source: str, needle: str) -> int:
-    index = source.find(needle)
-    return source.count("\n", 0, index) + 1 if index >= 0 else 1
+def _line_of(source: str, needle: str, occurrence: int = 1) -> int:
+    """The line of the ``occurrence``-th (1-based) appearance of ``needle``, or 1 when there is none."""
+    index = -1
+    for _ in range(occurrence):
+        index = source.find(needle, index + 1)
+        if index < 0:
+            return 1
+    return source.count("\n", 0, index) + 1
 
 
 def notebook_problems(source: str, declared_points: float | None) -> list[tuple[int, str]]:
@@ -21,7 +26,7 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
     try:
         data = json.loads(source)
     except json.JSONDecodeError as exc:
-        return [(exc.lineno, f"not valid JSON: {exc.msg}")]
+        return [(exc.lineno, f"not valid JSON: {exc.msg}; save the notebook again from Jupyter")]
     if not isinstance(data, dict) or data.get("nbformat") != 4:
         found = data.get("nbformat") if isinstance(data, dict) else None
         return [(_line_of(source, '"nbformat"'), f"nbformat {found} is not supported; save the notebook as nbformat 4")]
@@ -34,6 +39,7 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
         return [(1, f"not a valid nbformat 4 notebook: {exc.message}")]
     problems: list[tuple[int, str]] = []
     grade_ids: dict[str, int] = {}
+    occurrences: dict[str, int] = {}  # how often each grade_id has appeared so far, to find this cell's line
     points = 0.0
     solutions = 0
     for index, cell in enumerate(notebook.cells):
@@ -41,7 +47,9 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
         if meta is None:
             continue
         name = meta.get("grade_id") if isinstance(meta, dict) else None
-        line = _line_of(source, f'"grade_id": "{name}"') if name else 1
+        if isinstance(name, str):
+            occurrences[name] = occurrences.get(name, 0) + 1
+        line = _line_of(source, f'"grade_id": "{name}"', occurrences.get(name, 1)) if name else 1
         where = f"cell {index + 1}" + (f" ({name})" if name else "")
         if not isinstance(meta, dict) or any(key not in meta for key in NBGRADER_KEYS):
             missing = [k for k in NBGRADER_KEYS if not isinstance(meta, dict) or k not in meta]
@@ -52,7 +60,7 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
             problems.append((line, f"{where}: grade_id must be letters, digits, '_' or '-'"))
         elif name in grade_ids:
-            problems.append((line, f"{where}: grade_id '{name}' is used twice (first in cell {grade_ids[name]})"))
+            problems.append((line, f"{where}: grade_id '{name}' is used twice (first in cell {grade_ids[name]}); give each cell its own grade_id"))
         else:
             grade_ids[name] = index + 1
         if meta["grade"]:
@@ -73,5 +81,5 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
         problems.append((1, "no solution region: mark at least one cell as an nbgrader solution"))
     if declared_points is not None and abs(points - declared_points) > 1e-9 and not problems:
         problems.append((1, f"the graded cells' points add up to {points:g}, but the unit declares "
-                         f"{declared_points:g}"))
+                         f"{declared_points:g}; change the unit's points or the cells' points"))
     return problems

@@ -108,6 +108,7 @@ class CourseUnit(db.Model):
     body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     module: Mapped[CourseModule] = relationship(back_populates="units")
+    version: Mapped[CourseVersion] = relationship()
 
 
 class CourseAsset(db.Model):
@@ -121,3 +122,5 @@ class CourseAsset(db.Model):
     path: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(40))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    version: Mapped[CourseVersion] = relationship()
