@@ -93,7 +93,13 @@ class _Reader:
         validator = jsonschema.Draft202012Validator(schema(name, version))
         errors = sorted(validator.iter_errors(document.data), key=lambda e: list(map(str, e.absolute_path)))
         for error in errors:
-            self.problem(document.path, document.line_of(tuple(error.absolute_path)), _explain(error))
+            key = tuple(error.absolute_path)
+            line = document.line_of(key)
+            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+                extra = set(error.instance) - set(error.schema.get("properties", {}))
+                # point at the (first) unknown key itself rather than at the mapping holding it
+                line = min((document.line_of((*key, name)) for name in extra), default=line)
+            self.problem(document.path, line, _explain(error))
         return not errors
 
     def inside(self, relative: str, origin: YamlDocument, key: tuple) -> Path | None:
@@ -101,7 +107,8 @@ class _Reader:
         pure = PurePosixPath(relative)
         path = (self.root / pure).resolve()
         if pure.is_absolute() or ".." in pure.parts or not path.is_relative_to(self.root):
-            self.problem(origin.path, origin.line_of(key), f"'{relative}' points outside the course folder")
+            self.problem(origin.path, origin.line_of(key), f"'{relative}' points outside the course folder; "
+                         "use a path relative to and inside the course folder")
             return None
         if not path.is_file():
             self.problem(origin.path, origin.line_of(key), f"file '{relative}' does not exist; create it or fix the path")
@@ -136,7 +143,8 @@ class _Reader:
                 if ".." in pure.parts or not asset.is_relative_to(self.root) or pure.parts[:1] != ("images",):
                     self.problem(path, number, f"image '{target}' must be a file under images/")
                 elif not asset.is_file():
-                    self.problem(path, number, f"image '{target}' does not exist")
+                    self.problem(path, number, f"image '{target}' does not exist; add it to images/ or fix "
+                                 "the path")
                 elif asset.suffix.lower() not in ASSET_SUFFIXES:
                     self.problem(path, number, f"image '{target}' must be SVG, PNG or JPEG")
                 else:
@@ -170,6 +178,7 @@ def _schema_version(reader: _Reader, document: YamlDocument) -> int | None:
     line = document.line_of(("schema_version",))
     if not isinstance(version, int) or isinstance(version, bool):
         reader.problem(document.path, line, "schema_version is missing or not a whole number; "
+                       f"add e.g. 'schema_version: {CURRENT_SCHEMA_VERSION}' at the top; "
                        f"this LMS reads schema_version {OLDEST_SCHEMA_VERSION} to {CURRENT_SCHEMA_VERSION}")
         return None
     if version > CURRENT_SCHEMA_VERSION:
@@ -266,7 +275,8 @@ def _read_module(reader: _Reader, document: YamlDocument, version: int, work_fun
     for index, wf in enumerate(data["work_functions"]):
         if wf not in work_functions:
             reader.problem(document.path, document.line_of(("work_functions", index)),
-                           f"work function '{wf}' is not declared in course.yaml standard.work_functions")
+                           f"work function '{wf}' is not declared in course.yaml standard.work_functions; "
+                           "declare it there or fix the id")
     _claim(reader, seen_ids, data["id"], document, ("id",))
     units = []
     for index, raw in enumerate(data["units"]):
@@ -275,7 +285,8 @@ def _read_module(reader: _Reader, document: YamlDocument, version: int, work_fun
         for c_index, tag in enumerate(raw["competencies"]):
             if tag not in competencies:
                 reader.problem(document.path, document.line_of((*key, "competencies", c_index)),
-                               f"competency '{tag}' is not declared in course.yaml competencies")
+                               f"competency '{tag}' is not declared in course.yaml competencies; "
+                               "declare it there or fix the id")
         unit = _read_unit(reader, document, key, raw, data["id"], version)
         if unit is not None:
             units.append(unit)
@@ -369,7 +380,8 @@ def _check_course(reader: _Reader, document: YamlDocument, course: CourseFiles) 
     exercises = {u.id for u in units if u.kind == "exercise"}
     for path, line, lab_id, exercise in reader.lab_exercises:
         if exercise not in exercises:
-            reader.problem(path, line, f"lab '{lab_id}' practises '{exercise}', which is not an exercise unit")
+            reader.problem(path, line, f"lab '{lab_id}' practises '{exercise}', which is not an exercise "
+                           "unit; list only ids of exercise units")
     online = sum(u.minutes for u in units if u.kind in ("lesson", "quiz"))
     offline = sum(u.minutes for u in units if u.kind == "lab")
     declared = course.hours

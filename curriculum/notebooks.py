@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from typing import Any
 
 NBGRADER_KEYS = ("grade", "solution", "locked", "grade_id", "schema_version")
@@ -31,12 +32,20 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
         found = data.get("nbformat") if isinstance(data, dict) else None
         return [(_line_of(source, '"nbformat"'), f"nbformat {found} is not supported; save the notebook as nbformat 4")]
     import nbformat
+    from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 
     try:
-        notebook = nbformat.reads(source, as_version=4)
-        nbformat.validate(notebook)
+        with warnings.catch_warnings():  # nbformat only warns about (and repairs) missing or repeated ids
+            warnings.simplefilter("error", MissingIDFieldWarning)
+            warnings.simplefilter("error", DuplicateCellId)
+            notebook = nbformat.reads(source, as_version=4)
+            nbformat.validate(notebook)
     except nbformat.ValidationError as exc:
         return [(1, f"not a valid nbformat 4 notebook: {exc.message}")]
+    except MissingIDFieldWarning:
+        return [(1, "a cell has no 'id'; open and save the notebook in Jupyter to add cell ids")]
+    except DuplicateCellId:
+        return [(1, "two cells have the same 'id'; give each cell its own id")]
     problems: list[tuple[int, str]] = []
     grade_ids: dict[str, int] = {}
     occurrences: dict[str, int] = {}  # how often each grade_id has appeared so far, to find this cell's line
@@ -60,7 +69,8 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
             problems.append((line, f"{where}: grade_id must be letters, digits, '_' or '-'"))
         elif name in grade_ids:
-            problems.append((line, f"{where}: grade_id '{name}' is used twice (first in cell {grade_ids[name]}); give each cell its own grade_id"))
+            problems.append((line, f"{where}: grade_id '{name}' is used twice (first in cell "
+                             f"{grade_ids[name]}); give each cell its own grade_id"))
         else:
             grade_ids[name] = index + 1
         if meta["grade"]:

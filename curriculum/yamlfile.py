@@ -47,8 +47,25 @@ def read_yaml(path: Path) -> YamlDocument:
         raise YamlSyntaxError(path, line, f"YAML syntax: {exc.problem or exc}; check the indentation, quotes "
                               "and brackets on this line or the one above") from exc
     document = YamlDocument(path, None)
+    _refuse_aliases(node, path)
     document.data = _convert(node, (), document.lines, path) if node is not None else None
     return document
+
+
+def _refuse_aliases(root: yaml.Node | None, path: Path) -> None:
+    """Course files need no anchors; refusing aliases also stops "billion laughs" expansion."""
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            raise YamlSyntaxError(path, node.start_mark.line + 1, "YAML anchors and aliases (& and *) are not "
+                                  "allowed in course files; write the value out")
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(part for pair in node.value for part in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def _convert(node: yaml.Node, key: PathKey, lines: dict[PathKey, int], path: Path) -> Any:
