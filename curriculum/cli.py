@@ -73,13 +73,20 @@ def export_command(course: str, directory: Path, version_name: str | None) -> No
 
     app = make_app()
     with app.app_context():
-        query = select(CourseVersion).join(Course).where(or_(Course.code == course, CourseVersion.slug == course))
-        query = query.where(CourseVersion.version == version_name) if version_name else query.where(
-            CourseVersion.is_current.is_(True))
+        query = (
+            select(CourseVersion).join(Course).where(or_(Course.code == course, CourseVersion.slug == course))
+        )
+        query = (
+            query.where(CourseVersion.version == version_name)
+            if version_name
+            else query.where(CourseVersion.is_current.is_(True))
+        )
         version = db.session.scalars(query).first()
         if version is None:
-            raise click.ClickException(f"no {'version ' + version_name + ' of ' if version_name else ''}"
-                                       f"course {course!r} has been imported")
+            raise click.ClickException(
+                f"no {'version ' + version_name + ' of ' if version_name else ''}"
+                f"course {course!r} has been imported"
+            )
         target = directory / version.slug
         if target.exists():
             raise click.ClickException(f"{target} already exists; choose another directory")

@@ -53,15 +53,19 @@ class ImportReport:
     def lines(self) -> list[str]:
         """The report as lines for the CLI."""
         if self.status == "unchanged":
-            return [f"{self.course_code} {self.version}: already imported with the same content; nothing changed"]
+            return [
+                f"{self.course_code} {self.version}: already imported with the same content; nothing changed"
+            ]
         out = [f"{self.course_code} {self.version}: imported and now current"]
         out += [f"  added unit {key}" for key in self.added]
         out += [f"  removed unit {key}" for key in self.removed]
         out += [f"  moved unit {key}: {old} -> {new}" for key, old, new in self.moved]
         out += [f"  cohort {code} now follows {self.version}" for code in self.cohorts_moved]
         if self.cohorts_moved:
-            out.append(f"  progress kept on {self.progress_kept} record(s); "
-                       f"{self.progress_orphaned} record(s) on removed units are kept but no longer shown")
+            out.append(
+                f"  progress kept on {self.progress_kept} record(s); "
+                f"{self.progress_orphaned} record(s) on removed units are kept but no longer shown"
+            )
         return out
 
 
@@ -85,13 +89,26 @@ def _unit_body(unit: Unit) -> dict[str, Any]:
         assert unit.plan is not None
         return {"plan": unit.plan.as_dict(), "exercises": list(unit.exercises)}
     if unit.kind == "quiz":
-        return {"pass_mark": unit.pass_mark, "questions": [
-            {"id": q.id, "type": q.type, "prompt": q.prompt.as_dict(), "explanation": q.explanation.as_dict(),
-             "answer": q.answer, "options": [{"id": o.id, "text": o.text.as_dict()} for o in q.options]}
-            for q in unit.questions
-        ]}
-    return {"notebook": unit.notebook, "notebook_path": unit.notebook_path, "points": unit.points,
-            "due_days": unit.due_days}
+        return {
+            "pass_mark": unit.pass_mark,
+            "questions": [
+                {
+                    "id": q.id,
+                    "type": q.type,
+                    "prompt": q.prompt.as_dict(),
+                    "explanation": q.explanation.as_dict(),
+                    "answer": q.answer,
+                    "options": [{"id": o.id, "text": o.text.as_dict()} for o in q.options],
+                }
+                for q in unit.questions
+            ],
+        }
+    return {
+        "notebook": unit.notebook,
+        "notebook_path": unit.notebook_path,
+        "points": unit.points,
+        "due_days": unit.due_days,
+    }
 
 
 def import_course(files: CourseFiles, actor: User | None = None, move_cohorts: bool = True) -> ImportReport:
@@ -99,12 +116,15 @@ def import_course(files: CourseFiles, actor: User | None = None, move_cohorts: b
     digest = content_hash(files)
     course = db.session.scalar(select(Course).where(Course.code == files.code))
     if course is None:
-        course = Course(code=files.code, title=files.title.zh_CN, title_en=files.title.en,
-                        level=CourseLevel(files.level))
+        course = Course(
+            code=files.code, title=files.title.zh_CN, title_en=files.title.en, level=CourseLevel(files.level)
+        )
         db.session.add(course)
         db.session.flush()
     existing = db.session.scalar(
-        select(CourseVersion).where(CourseVersion.course_id == course.id, CourseVersion.version == files.version)
+        select(CourseVersion).where(
+            CourseVersion.course_id == course.id, CourseVersion.version == files.version
+        )
     )
     if existing is not None:
         if existing.content_hash == digest:
@@ -120,31 +140,56 @@ def import_course(files: CourseFiles, actor: User | None = None, move_cohorts: b
     course.total_hours = round(files.hours.total)
     course.online_hours, course.offline_hours = round(files.hours.online), round(files.hours.offline)
     version = CourseVersion(
-        course=course, version=files.version, schema_version=files.schema_version, slug=files.slug,
-        content_hash=digest, is_current=True,
+        course=course,
+        version=files.version,
+        schema_version=files.schema_version,
+        slug=files.slug,
+        content_hash=digest,
+        is_current=True,
         meta={
-            "title": files.title.as_dict(), "summary": files.summary.as_dict(), "level": files.level,
-            "standard": {"code": files.standard_code, "edition": files.standard_edition,
-                         "title": files.standard_title.as_dict(),
-                         "work_functions": [{"id": w.id, "title": w.title.as_dict()} for w in files.work_functions]},
+            "title": files.title.as_dict(),
+            "summary": files.summary.as_dict(),
+            "level": files.level,
+            "standard": {
+                "code": files.standard_code,
+                "edition": files.standard_edition,
+                "title": files.standard_title.as_dict(),
+                "work_functions": [{"id": w.id, "title": w.title.as_dict()} for w in files.work_functions],
+            },
             "hours": asdict(files.hours),
             "competencies": [{"id": c.id, "title": c.title.as_dict()} for c in files.competencies],
         },
     )
     db.session.add(version)
     for m_index, module in enumerate(files.modules):
-        row = CourseModule(version=version, key=module.id, position=m_index, title=module.title.as_dict(),
-                           summary=module.summary.as_dict(), work_functions=list(module.work_functions))
+        row = CourseModule(
+            version=version,
+            key=module.id,
+            position=m_index,
+            title=module.title.as_dict(),
+            summary=module.summary.as_dict(),
+            work_functions=list(module.work_functions),
+        )
         for u_index, unit in enumerate(module.units):
-            row.units.append(CourseUnit(
-                version=version, key=unit.id, kind=UnitKind(unit.kind), position=u_index,
-                title=unit.title.as_dict(), minutes=unit.minutes, competencies=list(unit.competencies),
-                body=_unit_body(unit),
-            ))
+            row.units.append(
+                CourseUnit(
+                    version=version,
+                    key=unit.id,
+                    kind=UnitKind(unit.kind),
+                    position=u_index,
+                    title=unit.title.as_dict(),
+                    minutes=unit.minutes,
+                    competencies=list(unit.competencies),
+                    body=_unit_body(unit),
+                )
+            )
         db.session.add(row)
     for path, data in files.assets.items():
-        db.session.add(CourseAsset(version=version, path=path, data=data,
-                                   content_type=ASSET_SUFFIXES[Path(path).suffix.lower()]))
+        db.session.add(
+            CourseAsset(
+                version=version, path=path, data=data, content_type=ASSET_SUFFIXES[Path(path).suffix.lower()]
+            )
+        )
     if previous is not None:
         previous.is_current = False
     db.session.flush()
@@ -165,18 +210,32 @@ def _compare(previous: CourseVersion, files: CourseFiles, report: ImportReport) 
     report.moved = [(key, old[key], new[key]) for key in new if key in old and old[key] != new[key]]
 
 
-def _move_cohorts(course: Course, previous: CourseVersion | None, version: CourseVersion, files: CourseFiles,
-                  report: ImportReport) -> None:
-    follows_previous = Cohort.course_version_id.is_(None) if previous is None else (
-        Cohort.course_version_id.in_([previous.id]) | Cohort.course_version_id.is_(None))
+def _move_cohorts(
+    course: Course,
+    previous: CourseVersion | None,
+    version: CourseVersion,
+    files: CourseFiles,
+    report: ImportReport,
+) -> None:
+    follows_previous = (
+        Cohort.course_version_id.is_(None)
+        if previous is None
+        else (Cohort.course_version_id.in_([previous.id]) | Cohort.course_version_id.is_(None))
+    )
     cohorts = db.session.scalars(select(Cohort).where(Cohort.course_id == course.id, follows_previous)).all()
     keys = {u.id for u in files.units()}
     for cohort in cohorts:
         cohort.course_version_id = version.id
         report.cohorts_moved.append(cohort.code)
         total = db.session.scalar(select(func.count()).where(UnitProgress.cohort_id == cohort.id)) or 0
-        kept = db.session.scalar(select(func.count()).where(
-            UnitProgress.cohort_id == cohort.id, UnitProgress.unit_key.in_(keys))) or 0
+        kept = (
+            db.session.scalar(
+                select(func.count()).where(
+                    UnitProgress.cohort_id == cohort.id, UnitProgress.unit_key.in_(keys)
+                )
+            )
+            or 0
+        )
         report.progress_kept += kept
         report.progress_orphaned += total - kept
 
@@ -221,19 +280,37 @@ def export_course(version: CourseVersion, target: Path) -> Path:
             entry["competencies"] = unit.competencies
             units.append(entry)
         relative = f"modules/{module.key}.yaml"
-        _dump(root / relative, {"id": module.key, "title": module.title, "summary": module.summary,
-                                "work_functions": module.work_functions, "units": units})
+        _dump(
+            root / relative,
+            {
+                "id": module.key,
+                "title": module.title,
+                "summary": module.summary,
+                "work_functions": module.work_functions,
+                "units": units,
+            },
+        )
         module_paths.append(relative)
     for asset in db.session.scalars(select(CourseAsset).where(CourseAsset.version_id == version.id)):
         path = root / asset.path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(asset.data)
-    _dump(root / "course.yaml", {
-        "schema_version": version.schema_version, "slug": version.slug, "code": version.course.code,
-        "version": version.version, "level": meta["level"], "title": meta["title"], "summary": meta["summary"],
-        "standard": meta["standard"], "hours": meta["hours"], "competencies": meta["competencies"],
-        "modules": module_paths,
-    })
+    _dump(
+        root / "course.yaml",
+        {
+            "schema_version": version.schema_version,
+            "slug": version.slug,
+            "code": version.course.code,
+            "version": version.version,
+            "level": meta["level"],
+            "title": meta["title"],
+            "summary": meta["summary"],
+            "standard": meta["standard"],
+            "hours": meta["hours"],
+            "competencies": meta["competencies"],
+            "modules": module_paths,
+        },
+    )
     return root
 
 

@@ -107,11 +107,19 @@ class _Reader:
         pure = PurePosixPath(relative)
         path = (self.root / pure).resolve()
         if pure.is_absolute() or ".." in pure.parts or not path.is_relative_to(self.root):
-            self.problem(origin.path, origin.line_of(key), f"'{relative}' points outside the course folder; "
-                         "use a path relative to and inside the course folder")
+            self.problem(
+                origin.path,
+                origin.line_of(key),
+                f"'{relative}' points outside the course folder; "
+                "use a path relative to and inside the course folder",
+            )
             return None
         if not path.is_file():
-            self.problem(origin.path, origin.line_of(key), f"file '{relative}' does not exist; create it or fix the path")
+            self.problem(
+                origin.path,
+                origin.line_of(key),
+                f"file '{relative}' does not exist; create it or fix the path",
+            )
             return None
         return path
 
@@ -143,8 +151,9 @@ class _Reader:
                 if ".." in pure.parts or not asset.is_relative_to(self.root) or pure.parts[:1] != ("images",):
                     self.problem(path, number, f"image '{target}' must be a file under images/")
                 elif not asset.is_file():
-                    self.problem(path, number, f"image '{target}' does not exist; add it to images/ or fix "
-                                 "the path")
+                    self.problem(
+                        path, number, f"image '{target}' does not exist; add it to images/ or fix the path"
+                    )
                 elif asset.suffix.lower() not in ASSET_SUFFIXES:
                     self.problem(path, number, f"image '{target}' must be SVG, PNG or JPEG")
                 else:
@@ -177,18 +186,30 @@ def _schema_version(reader: _Reader, document: YamlDocument) -> int | None:
     version = data.get("schema_version") if isinstance(data, dict) else None
     line = document.line_of(("schema_version",))
     if not isinstance(version, int) or isinstance(version, bool):
-        reader.problem(document.path, line, "schema_version is missing or not a whole number; "
-                       f"add e.g. 'schema_version: {CURRENT_SCHEMA_VERSION}' at the top; "
-                       f"this LMS reads schema_version {OLDEST_SCHEMA_VERSION} to {CURRENT_SCHEMA_VERSION}")
+        reader.problem(
+            document.path,
+            line,
+            "schema_version is missing or not a whole number; "
+            f"add e.g. 'schema_version: {CURRENT_SCHEMA_VERSION}' at the top; "
+            f"this LMS reads schema_version {OLDEST_SCHEMA_VERSION} to {CURRENT_SCHEMA_VERSION}",
+        )
         return None
     if version > CURRENT_SCHEMA_VERSION:
-        reader.problem(document.path, line, f"schema_version {version} is too new: this LMS reads up to "
-                       f"{CURRENT_SCHEMA_VERSION}; upgrade the LMS")
+        reader.problem(
+            document.path,
+            line,
+            f"schema_version {version} is too new: this LMS reads up to "
+            f"{CURRENT_SCHEMA_VERSION}; upgrade the LMS",
+        )
         return None
     if version < OLDEST_SCHEMA_VERSION:
-        reader.problem(document.path, line, f"schema_version {version} is too old: this LMS reads "
-                       f"{OLDEST_SCHEMA_VERSION} to {CURRENT_SCHEMA_VERSION}; convert the course with a release "
-                       "that still reads it")
+        reader.problem(
+            document.path,
+            line,
+            f"schema_version {version} is too old: this LMS reads "
+            f"{OLDEST_SCHEMA_VERSION} to {CURRENT_SCHEMA_VERSION}; convert the course with a release "
+            "that still reads it",
+        )
         return None
     while version < CURRENT_SCHEMA_VERSION:
         document.data = UPGRADES[version](document.data)
@@ -225,10 +246,20 @@ def load_course(root: Path) -> CourseFiles:
     data = document.data
     work_functions = tuple(Titled(w["id"], Text.of(w["title"])) for w in data["standard"]["work_functions"])
     competencies = tuple(Titled(c["id"], Text.of(c["title"])) for c in data["competencies"])
-    _unique(reader, document, [("standard", "work_functions", i, "id") for i in range(len(work_functions))],
-            [w.id for w in work_functions], "work function")
-    _unique(reader, document, [("competencies", i, "id") for i in range(len(competencies))],
-            [c.id for c in competencies], "competency")
+    _unique(
+        reader,
+        document,
+        [("standard", "work_functions", i, "id") for i in range(len(work_functions))],
+        [w.id for w in work_functions],
+        "work function",
+    )
+    _unique(
+        reader,
+        document,
+        [("competencies", i, "id") for i in range(len(competencies))],
+        [c.id for c in competencies],
+        "competency",
+    )
     modules = []
     seen_ids: dict[str, tuple[Path, int]] = {}
     for index, relative in enumerate(data["modules"]):
@@ -236,16 +267,33 @@ def load_course(root: Path) -> CourseFiles:
         module_document = reader.yaml(path) if path else None
         if module_document is None:
             continue
-        module = _read_module(reader, module_document, version, {w.id for w in work_functions},
-                              {c.id for c in competencies}, seen_ids)
+        module = _read_module(
+            reader,
+            module_document,
+            version,
+            {w.id for w in work_functions},
+            {c.id for c in competencies},
+            seen_ids,
+        )
         if module is not None:
             modules.append(module)
     course = CourseFiles(
-        root=reader.root, schema_version=version, slug=data["slug"], code=data["code"], version=data["version"],
-        level=data["level"], title=Text.of(data["title"]), summary=Text.of(data["summary"]),
-        standard_code=str(data["standard"]["code"]), standard_edition=data["standard"]["edition"],
-        standard_title=Text.of(data["standard"]["title"]), work_functions=work_functions,
-        hours=Hours(**data["hours"]), competencies=competencies, modules=tuple(modules), assets=reader.assets,
+        root=reader.root,
+        schema_version=version,
+        slug=data["slug"],
+        code=data["code"],
+        version=data["version"],
+        level=data["level"],
+        title=Text.of(data["title"]),
+        summary=Text.of(data["summary"]),
+        standard_code=str(data["standard"]["code"]),
+        standard_edition=data["standard"]["edition"],
+        standard_title=Text.of(data["standard"]["title"]),
+        work_functions=work_functions,
+        hours=Hours(**data["hours"]),
+        competencies=competencies,
+        modules=tuple(modules),
+        assets=reader.assets,
     )
     if not reader.problems:
         _check_course(reader, document, course)
@@ -258,14 +306,23 @@ def _unique(reader: _Reader, document: YamlDocument, keys: list[tuple], ids: lis
     seen: dict[str, int] = {}
     for key, value in zip(keys, ids, strict=True):
         if value in seen:
-            reader.problem(document.path, document.line_of(key),
-                           f"duplicate {what} id '{value}' (first at line {seen[value]}); ids must be unique")
+            reader.problem(
+                document.path,
+                document.line_of(key),
+                f"duplicate {what} id '{value}' (first at line {seen[value]}); ids must be unique",
+            )
         else:
             seen[value] = document.line_of(key)
 
 
-def _read_module(reader: _Reader, document: YamlDocument, version: int, work_functions: set[str],
-                 competencies: set[str], seen_ids: dict[str, tuple[Path, int]]) -> Module | None:
+def _read_module(
+    reader: _Reader,
+    document: YamlDocument,
+    version: int,
+    work_functions: set[str],
+    competencies: set[str],
+    seen_ids: dict[str, tuple[Path, int]],
+) -> Module | None:
     if not isinstance(document.data, dict):
         reader.problem(document.path, 1, "a module file must be a mapping of keys to values")
         return None
@@ -274,9 +331,12 @@ def _read_module(reader: _Reader, document: YamlDocument, version: int, work_fun
     data = document.data
     for index, wf in enumerate(data["work_functions"]):
         if wf not in work_functions:
-            reader.problem(document.path, document.line_of(("work_functions", index)),
-                           f"work function '{wf}' is not declared in course.yaml standard.work_functions; "
-                           "declare it there or fix the id")
+            reader.problem(
+                document.path,
+                document.line_of(("work_functions", index)),
+                f"work function '{wf}' is not declared in course.yaml standard.work_functions; "
+                "declare it there or fix the id",
+            )
     _claim(reader, seen_ids, data["id"], document, ("id",))
     units = []
     for index, raw in enumerate(data["units"]):
@@ -284,38 +344,59 @@ def _read_module(reader: _Reader, document: YamlDocument, version: int, work_fun
         _claim(reader, seen_ids, raw["id"], document, (*key, "id"))
         for c_index, tag in enumerate(raw["competencies"]):
             if tag not in competencies:
-                reader.problem(document.path, document.line_of((*key, "competencies", c_index)),
-                               f"competency '{tag}' is not declared in course.yaml competencies; "
-                               "declare it there or fix the id")
+                reader.problem(
+                    document.path,
+                    document.line_of((*key, "competencies", c_index)),
+                    f"competency '{tag}' is not declared in course.yaml competencies; "
+                    "declare it there or fix the id",
+                )
         unit = _read_unit(reader, document, key, raw, data["id"], version)
         if unit is not None:
             units.append(unit)
-    return Module(id=data["id"], title=Text.of(data["title"]), summary=Text.of(data["summary"]),
-                  work_functions=tuple(data["work_functions"]), units=tuple(units))
+    return Module(
+        id=data["id"],
+        title=Text.of(data["title"]),
+        summary=Text.of(data["summary"]),
+        work_functions=tuple(data["work_functions"]),
+        units=tuple(units),
+    )
 
 
-def _claim(reader: _Reader, seen: dict[str, tuple[Path, int]], value: str, document: YamlDocument,
-           key: tuple) -> None:
+def _claim(
+    reader: _Reader, seen: dict[str, tuple[Path, int]], value: str, document: YamlDocument, key: tuple
+) -> None:
     line = document.line_of(key)
     if value in seen:
         first_path, first_line = seen[value]
-        reader.problem(document.path, line, f"duplicate id '{value}' (first used at "
-                       f"{reader.rel(first_path)}:{first_line}); ids must be unique in the course")
+        reader.problem(
+            document.path,
+            line,
+            f"duplicate id '{value}' (first used at "
+            f"{reader.rel(first_path)}:{first_line}); ids must be unique in the course",
+        )
     else:
         seen[value] = (document.path, line)
 
 
-def _read_text_pair(reader: _Reader, document: YamlDocument, key: tuple, paths: dict[str, str]) -> Text | None:
+def _read_text_pair(
+    reader: _Reader, document: YamlDocument, key: tuple, paths: dict[str, str]
+) -> Text | None:
     texts = {locale: reader.text_file(paths[locale], document, (*key, locale)) for locale in LOCALES}
     if any(text is None for text in texts.values()):
         return None
     return Text(zh_CN=texts["zh_CN"] or "", en=texts["en"] or "")
 
 
-def _read_unit(reader: _Reader, document: YamlDocument, key: tuple, raw: dict[str, Any], module_id: str,
-               version: int) -> Unit | None:
-    common = dict(id=raw["id"], kind=raw["kind"], module_id=module_id, title=Text.of(raw["title"]),
-                  competencies=tuple(raw["competencies"]))
+def _read_unit(
+    reader: _Reader, document: YamlDocument, key: tuple, raw: dict[str, Any], module_id: str, version: int
+) -> Unit | None:
+    common = dict(
+        id=raw["id"],
+        kind=raw["kind"],
+        module_id=module_id,
+        title=Text.of(raw["title"]),
+        competencies=tuple(raw["competencies"]),
+    )
     kind = raw["kind"]
     if kind == "lesson":
         content = _read_text_pair(reader, document, (*key, "content"), raw["content"])
@@ -325,7 +406,11 @@ def _read_unit(reader: _Reader, document: YamlDocument, key: tuple, raw: dict[st
             line = document.line_of((*key, "exercises", index))
             reader.lab_exercises.append((document.path, line, raw["id"], exercise))
         plan = _read_text_pair(reader, document, (*key, "plan"), raw["plan"])
-        return Unit(**common, minutes=raw["minutes"], plan=plan, exercises=tuple(raw["exercises"])) if plan else None
+        return (
+            Unit(**common, minutes=raw["minutes"], plan=plan, exercises=tuple(raw["exercises"]))
+            if plan
+            else None
+        )
     if kind == "quiz":
         path = reader.inside(raw["questions"], document, (*key, "questions"))
         questions = _read_quiz(reader, path, version) if path else None
@@ -338,8 +423,13 @@ def _read_unit(reader: _Reader, document: YamlDocument, key: tuple, raw: dict[st
     source = path.read_text(encoding="utf-8", errors="replace")
     for line, message in notebook_problems(source, raw["points"]):
         reader.problem(path, line, message)
-    return Unit(**common, notebook_path=raw["notebook"], notebook=source, points=raw["points"],
-                due_days=raw["due_days"])
+    return Unit(
+        **common,
+        notebook_path=raw["notebook"],
+        notebook=source,
+        points=raw["points"],
+        due_days=raw["due_days"],
+    )
 
 
 def _read_quiz(reader: _Reader, path: Path, version: int) -> tuple[QuizQuestion, ...] | None:
@@ -357,21 +447,36 @@ def _read_quiz(reader: _Reader, path: Path, version: int) -> tuple[QuizQuestion,
         key = ("questions", index)
         line = document.line_of((*key, "id"))
         if raw["id"] in seen:
-            reader.problem(path, line, f"duplicate question id '{raw['id']}' (first at line {seen[raw['id']]})")
+            reader.problem(
+                path, line, f"duplicate question id '{raw['id']}' (first at line {seen[raw['id']]})"
+            )
         seen.setdefault(raw["id"], line)
         options = tuple(QuizOption(o["id"], Text.of(o["text"])) for o in raw.get("options", []))
         option_ids = [o.id for o in options]
         if len(set(option_ids)) != len(option_ids):
-            reader.problem(path, document.line_of((*key, "options")), f"question '{raw['id']}' repeats an option id")
+            reader.problem(
+                path, document.line_of((*key, "options")), f"question '{raw['id']}' repeats an option id"
+            )
         answer = raw["answer"]
         named = [answer] if raw["type"] == "single" else answer if raw["type"] == "multiple" else []
         for name in named:
             if name not in option_ids:
-                reader.problem(path, document.line_of((*key, "answer")),
-                               f"question '{raw['id']}': answer '{name}' names no option; options are "
-                               + ", ".join(option_ids))
-        questions.append(QuizQuestion(id=raw["id"], type=raw["type"], prompt=Text.of(raw["prompt"]),
-                                      explanation=Text.of(raw["explanation"]), answer=answer, options=options))
+                reader.problem(
+                    path,
+                    document.line_of((*key, "answer")),
+                    f"question '{raw['id']}': answer '{name}' names no option; options are "
+                    + ", ".join(option_ids),
+                )
+        questions.append(
+            QuizQuestion(
+                id=raw["id"],
+                type=raw["type"],
+                prompt=Text.of(raw["prompt"]),
+                explanation=Text.of(raw["explanation"]),
+                answer=answer,
+                options=options,
+            )
+        )
     return tuple(questions)
 
 
@@ -380,14 +485,24 @@ def _check_course(reader: _Reader, document: YamlDocument, course: CourseFiles) 
     exercises = {u.id for u in units if u.kind == "exercise"}
     for path, line, lab_id, exercise in reader.lab_exercises:
         if exercise not in exercises:
-            reader.problem(path, line, f"lab '{lab_id}' practises '{exercise}', which is not an exercise "
-                           "unit; list only ids of exercise units")
+            reader.problem(
+                path,
+                line,
+                f"lab '{lab_id}' practises '{exercise}', which is not an exercise "
+                "unit; list only ids of exercise units",
+            )
     online = sum(u.minutes for u in units if u.kind in ("lesson", "quiz"))
     offline = sum(u.minutes for u in units if u.kind == "lab")
     declared = course.hours
-    for label, minutes, hours in (("online", online, declared.online), ("offline", offline, declared.offline),
-                                  ("total", online + offline, declared.total)):
+    for label, minutes, hours in (
+        ("online", online, declared.online),
+        ("offline", offline, declared.offline),
+        ("total", online + offline, declared.total),
+    ):
         if abs(minutes - hours * 60) > 0.5:
-            reader.problem(document.path, document.line_of(("hours", label)),
-                           f"hours.{label} is {hours:g} but the units add up to {minutes / 60:g} hours "
-                           f"({minutes} minutes); change the declaration or the units' minutes")
+            reader.problem(
+                document.path,
+                document.line_of(("hours", label)),
+                f"hours.{label} is {hours:g} but the units add up to {minutes / 60:g} hours "
+                f"({minutes} minutes); change the declaration or the units' minutes",
+            )

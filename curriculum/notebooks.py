@@ -30,7 +30,12 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
         return [(exc.lineno, f"not valid JSON: {exc.msg}; save the notebook again from Jupyter")]
     if not isinstance(data, dict) or data.get("nbformat") != 4:
         found = data.get("nbformat") if isinstance(data, dict) else None
-        return [(_line_of(source, '"nbformat"'), f"nbformat {found} is not supported; save the notebook as nbformat 4")]
+        return [
+            (
+                _line_of(source, '"nbformat"'),
+                f"nbformat {found} is not supported; save the notebook as nbformat 4",
+            )
+        ]
     import nbformat
     from nbformat.warnings import DuplicateCellId, MissingIDFieldWarning
 
@@ -69,8 +74,13 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
             problems.append((line, f"{where}: grade_id must be letters, digits, '_' or '-'"))
         elif name in grade_ids:
-            problems.append((line, f"{where}: grade_id '{name}' is used twice (first in cell "
-                             f"{grade_ids[name]}); give each cell its own grade_id"))
+            problems.append(
+                (
+                    line,
+                    f"{where}: grade_id '{name}' is used twice (first in cell "
+                    f"{grade_ids[name]}); give each cell its own grade_id",
+                )
+            )
         else:
             grade_ids[name] = index + 1
         if meta["grade"]:
@@ -83,13 +93,22 @@ def notebook_problems(source: str, declared_points: float | None) -> list[tuple[
         if meta["solution"]:
             solutions += 1
             if cell.cell_type == "code" and (BEGIN_SOLUTION not in text or END_SOLUTION not in text):
-                problems.append((line, f"{where}: a code solution cell needs a '{BEGIN_SOLUTION}' … "
-                                 f"'{END_SOLUTION}' region"))
+                problems.append(
+                    (
+                        line,
+                        f"{where}: a code solution cell needs a '{BEGIN_SOLUTION}' … '{END_SOLUTION}' region",
+                    )
+                )
         if text.count(BEGIN_HIDDEN) != text.count(END_HIDDEN):
             problems.append((line, f"{where}: '{BEGIN_HIDDEN}' and '{END_HIDDEN}' do not pair up"))
     if solutions == 0:
         problems.append((1, "no solution region: mark at least one cell as an nbgrader solution"))
     if declared_points is not None and abs(points - declared_points) > 1e-9 and not problems:
-        problems.append((1, f"the graded cells' points add up to {points:g}, but the unit declares "
-                         f"{declared_points:g}; change the unit's points or the cells' points"))
+        problems.append(
+            (
+                1,
+                f"the graded cells' points add up to {points:g}, but the unit declares "
+                f"{declared_points:g}; change the unit's points or the cells' points",
+            )
+        )
     return problems

@@ -44,8 +44,12 @@ def read_yaml(path: Path) -> YamlDocument:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise YamlSyntaxError(path, line, f"YAML syntax: {exc.problem or exc}; check the indentation, quotes "
-                              "and brackets on this line or the one above") from exc
+        raise YamlSyntaxError(
+            path,
+            line,
+            f"YAML syntax: {exc.problem or exc}; check the indentation, quotes "
+            "and brackets on this line or the one above",
+        ) from exc
     document = YamlDocument(path, None)
     _refuse_aliases(node, path)
     document.data = _convert(node, (), document.lines, path) if node is not None else None
@@ -59,8 +63,11 @@ def _refuse_aliases(root: yaml.Node | None, path: Path) -> None:
     while stack:
         node = stack.pop()
         if id(node) in seen:
-            raise YamlSyntaxError(path, node.start_mark.line + 1, "YAML anchors and aliases (& and *) are not "
-                                  "allowed in course files; write the value out")
+            raise YamlSyntaxError(
+                path,
+                node.start_mark.line + 1,
+                "YAML anchors and aliases (& and *) are not allowed in course files; write the value out",
+            )
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             stack.extend(part for pair in node.value for part in pair)
@@ -74,12 +81,16 @@ def _convert(node: yaml.Node, key: PathKey, lines: dict[PathKey, int], path: Pat
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise YamlSyntaxError(path, key_node.start_mark.line + 1, "a key must be a plain name, "
-                                      "not a list or mapping")
+                raise YamlSyntaxError(
+                    path, key_node.start_mark.line + 1, "a key must be a plain name, not a list or mapping"
+                )
             name = key_node.value  # keys stay strings: `true:` or `1:` is a key named "true" or "1"
             if name in result:
-                raise YamlSyntaxError(path, key_node.start_mark.line + 1, f"duplicate key '{name}' "
-                                      f"(first at line {lines[(*key, name)]}); keep only one of them")
+                raise YamlSyntaxError(
+                    path,
+                    key_node.start_mark.line + 1,
+                    f"duplicate key '{name}' (first at line {lines[(*key, name)]}); keep only one of them",
+                )
             result[name] = _convert(value_node, (*key, name), lines, path)
             lines[(*key, name)] = key_node.start_mark.line + 1
         return result
@@ -90,7 +101,10 @@ def _convert(node: yaml.Node, key: PathKey, lines: dict[PathKey, int], path: Pat
     try:
         return loader.construct_object(node, deep=True)
     except yaml.MarkedYAMLError as exc:  # e.g. an unknown tag such as `!foo` or bad `!!binary`
-        raise YamlSyntaxError(path, node.start_mark.line + 1, f"YAML value: {exc.problem or exc}; "
-                              "remove the '!' tag and write a plain value") from exc
+        raise YamlSyntaxError(
+            path,
+            node.start_mark.line + 1,
+            f"YAML value: {exc.problem or exc}; remove the '!' tag and write a plain value",
+        ) from exc
     finally:
         loader.dispose()

@@ -83,7 +83,7 @@ def demo_command(password: str) -> None:
         from lms.demo import load_demo
 
         logins = load_demo(password)
-    click.echo("Demo logins (password: %s):" % password)
+    click.echo(f"Demo logins (password: {password}):")
     for role, usernames in logins.items():
         click.echo(f"  {role:<9} {', '.join(usernames)}")
 
@@ -159,11 +159,14 @@ def users_group() -> None:
 @click.argument("username")
 @click.option("--real-name", required=True)
 @click.option("--role", type=click.Choice(["admin", "trainer", "assessor", "trainee"]), required=True)
-@click.option("--institution", "institution_code", default=None, help="Institution code (none: platform-wide admin).")
+@click.option(
+    "--institution", "institution_code", default=None, help="Institution code (none: platform-wide admin)."
+)
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--email", default="")
-def users_create(username: str, real_name: str, role: str, institution_code: str | None, password: str,
-                 email: str) -> None:
+def users_create(
+    username: str, real_name: str, role: str, institution_code: str | None, password: str, email: str
+) -> None:
     """Create one account."""
     app = make_app()
     with app.app_context():
@@ -179,8 +182,13 @@ def users_create(username: str, real_name: str, role: str, institution_code: str
             if institution is None:
                 raise click.ClickException(f"no institution with code {institution_code!r}")
         try:
-            user = accounts.create_user(username=username, real_name=real_name, password=password, email=email,
-                                        grants=[(Role(role), institution)])
+            user = accounts.create_user(
+                username=username,
+                real_name=real_name,
+                password=password,
+                email=email,
+                grants=[(Role(role), institution)],
+            )
         except DomainError as exc:
             raise click.ClickException(str(exc)) from exc
         db.session.commit()
@@ -214,8 +222,12 @@ def users_token(username: str, name: str, days: int | None) -> None:
 @users_group.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check every row and import nothing.")
-@click.option("--institution", "institution_code", default=None,
-              help="Training base code for the trainee role (default: each row's cohort's base).")
+@click.option(
+    "--institution",
+    "institution_code",
+    default=None,
+    help="Training base code for the trainee role (default: each row's cohort's base).",
+)
 def users_import(csv_file: Path, dry_run: bool, institution_code: str | None) -> None:
     """Import trainees from CSV (username, real_name, email, phone, employer, cohort); all or nothing."""
     app = make_app()
@@ -226,20 +238,30 @@ def users_import(csv_file: Path, dry_run: bool, institution_code: str | None) ->
         data = csv_file.read_bytes()
         try:
             result = user_import.import_users_csv(
-                data, actor=None, dry_run=dry_run, institution_code=institution_code,
-                max_bytes=app.config["USER_IMPORT_MAX_BYTES"], max_rows=app.config["USER_IMPORT_MAX_ROWS"],
+                data,
+                actor=None,
+                dry_run=dry_run,
+                institution_code=institution_code,
+                max_bytes=app.config["USER_IMPORT_MAX_BYTES"],
+                max_rows=app.config["USER_IMPORT_MAX_ROWS"],
             )
         except user_import.ImportRejected as exc:
             db.session.rollback()
             for problem in exc.problems:
-                click.echo(f"{csv_file}:{problem.row}: {problem.message}" if problem.row
-                           else f"{csv_file}: {problem.message}", err=True)
+                click.echo(
+                    f"{csv_file}:{problem.row}: {problem.message}"
+                    if problem.row
+                    else f"{csv_file}: {problem.message}",
+                    err=True,
+                )
             click.echo(f"nothing imported: {len(exc.problems)} problem(s)", err=True)
             sys.exit(1)
         if dry_run:
             db.session.rollback()
-            click.echo(f"{csv_file}: {result.created} user(s) would be created, "
-                       f"{result.enrolled} enrolment(s) made; nothing imported (dry run)")
+            click.echo(
+                f"{csv_file}: {result.created} user(s) would be created, "
+                f"{result.enrolled} enrolment(s) made; nothing imported (dry run)"
+            )
         else:
             db.session.commit()
             click.echo(f"{csv_file}: created {result.created} user(s), made {result.enrolled} enrolment(s)")

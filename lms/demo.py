@@ -10,12 +10,19 @@ from sqlalchemy import select
 
 from lms import signals
 from lms.extensions import db
-from lms.models import Cohort, Course, CourseLevel, Institution, InstitutionKind, Role, User
+from lms.models import Course, CourseLevel, Institution, InstitutionKind, Role, User
 from lms.services import accounts, cohorts
 
-TRAINING_BASE = ("DEMO-TB", "东南理工大学继续教育学院", "Southeast Polytechnic University, School of Continuing Education")
-ASSESSMENT_SITE = ("DEMO-AS", "江苏省人工智能职业技能等级认定中心（南京考核站）",
-                   "Jiangsu AI Skills Assessment Centre (Nanjing site)")
+TRAINING_BASE = (
+    "DEMO-TB",
+    "东南理工大学继续教育学院",
+    "Southeast Polytechnic University, School of Continuing Education",
+)
+ASSESSMENT_SITE = (
+    "DEMO-AS",
+    "江苏省人工智能职业技能等级认定中心（南京考核站）",
+    "Jiangsu AI Skills Assessment Centre (Nanjing site)",
+)
 COHORT_CODE = "AIET-P-DEMO"
 COURSE_CODE = "AIET-P"
 
@@ -25,9 +32,35 @@ UNIVERSITIES = ("东南理工大学", "金陵信息职业技术学院", "江南�
 
 # 29 trainees: 12 from the telecom branch, 10 from the construction bureau, 7 final-year students.
 TRAINEE_NAMES = [
-    "王志强", "李婷", "张伟", "刘洋", "陈静", "杨帆", "赵磊", "黄晓梅", "周杰", "吴昊",
-    "徐丽娜", "孙鹏", "马俊", "朱慧", "胡斌", "郭晨", "何雪", "高翔", "林倩", "罗浩",
-    "梁文博", "宋佳怡", "郑凯", "谢雨桐", "韩立", "唐欣然", "冯子豪", "邓佳琪", "曹宇航",
+    "王志强",
+    "李婷",
+    "张伟",
+    "刘洋",
+    "陈静",
+    "杨帆",
+    "赵磊",
+    "黄晓梅",
+    "周杰",
+    "吴昊",
+    "徐丽娜",
+    "孙鹏",
+    "马俊",
+    "朱慧",
+    "胡斌",
+    "郭晨",
+    "何雪",
+    "高翔",
+    "林倩",
+    "罗浩",
+    "梁文博",
+    "宋佳怡",
+    "郑凯",
+    "谢雨桐",
+    "韩立",
+    "唐欣然",
+    "冯子豪",
+    "邓佳琪",
+    "曹宇航",
 ]
 
 
@@ -41,17 +74,30 @@ def _employer(index: int) -> str:
 
 def _institution(code: str, name: str, name_en: str, kind: InstitutionKind) -> Institution:
     found = db.session.scalar(select(Institution).where(Institution.code == code))
-    return found or cohorts.create_institution(code=code, name=name, name_en=name_en, kind=kind,
-                                               address="江苏省南京市")
+    return found or cohorts.create_institution(
+        code=code, name=name, name_en=name_en, kind=kind, address="江苏省南京市"
+    )
 
 
-def _user(username: str, real_name: str, password: str, role: Role, institution: Institution | None,
-          employer: str = "", phone: str = "") -> User:
+def _user(
+    username: str,
+    real_name: str,
+    password: str,
+    role: Role,
+    institution: Institution | None,
+    employer: str = "",
+    phone: str = "",
+) -> User:
     user = accounts.get_user_by_username(username)
     if user is None:
         user = accounts.create_user(
-            username=username, real_name=real_name, password=password, employer=employer, phone=phone,
-            email=f"{username}@demo.example.cn", grants=[(role, institution)],
+            username=username,
+            real_name=real_name,
+            password=password,
+            employer=employer,
+            phone=phone,
+            email=f"{username}@demo.example.cn",
+            grants=[(role, institution)],
         )
     return user
 
@@ -68,22 +114,40 @@ def load_demo(password: str = "lms-demo", today: date | None = None) -> dict[str
     ]
     assessor = _user("assessor1", "钱文华", password, Role.ASSESSOR, site, employer=ASSESSMENT_SITE[1])
     trainees = [
-        _user(f"trainee{i + 1:02d}", name, password, Role.TRAINEE, base, employer=_employer(i),
-              phone=f"139{i + 1:08d}")
+        _user(
+            f"trainee{i + 1:02d}",
+            name,
+            password,
+            Role.TRAINEE,
+            base,
+            employer=_employer(i),
+            phone=f"139{i + 1:08d}",
+        )
         for i, name in enumerate(TRAINEE_NAMES)
     ]
     course = db.session.scalar(select(Course).where(Course.code == COURSE_CODE))
     if course is None:
-        course = Course(code=COURSE_CODE, title="人工智能工程技术人员（初级）",
-                        title_en="AI Engineering Technician (Primary Level)", level=CourseLevel.PRIMARY,
-                        total_hours=64, online_hours=32, offline_hours=32)
+        course = Course(
+            code=COURSE_CODE,
+            title="人工智能工程技术人员（初级）",
+            title_en="AI Engineering Technician (Primary Level)",
+            level=CourseLevel.PRIMARY,
+            total_hours=64,
+            online_hours=32,
+            offline_hours=32,
+        )
         db.session.add(course)
         db.session.flush()
     cohort = cohorts.get_cohort_by_code(COHORT_CODE)
     if cohort is None:
         cohort = cohorts.create_cohort(
-            code=COHORT_CODE, name="人工智能工程技术人员（初级）演示班", course=course, training_base=base,
-            starts_on=today - timedelta(days=14), ends_on=today + timedelta(days=14), required_hours=64,
+            code=COHORT_CODE,
+            name="人工智能工程技术人员（初级）演示班",
+            course=course,
+            training_base=base,
+            starts_on=today - timedelta(days=14),
+            ends_on=today + timedelta(days=14),
+            required_hours=64,
             trainers=trainers,
         )
     enrolled = {e.user_id for e in cohort.enrollments}
@@ -91,8 +155,13 @@ def load_demo(password: str = "lms-demo", today: date | None = None) -> dict[str
         if trainee.id not in enrolled:
             cohorts.enroll(trainee, cohort)
     db.session.flush()
-    signals.demo_loaded.send(current_app._get_current_object(), cohort=cohort, trainers=trainers,
-                             trainees=trainees, password=password)
+    signals.demo_loaded.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        cohort=cohort,
+        trainers=trainers,
+        trainees=trainees,
+        password=password,
+    )
     db.session.commit()
     return {
         "admin": [admin.username],

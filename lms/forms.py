@@ -21,30 +21,44 @@ from lms.models import InstitutionKind, Role
 
 
 class LoginForm(FlaskForm):
-    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)],
-                           render_kw={"autocomplete": "username", "autocapitalize": "none"})
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)],
-                             render_kw={"autocomplete": "current-password"})
+    username = StringField(
+        _l("Username"),
+        validators=[DataRequired(), Length(max=64)],
+        render_kw={"autocomplete": "username", "autocapitalize": "none"},
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(), Length(max=256)],
+        render_kw={"autocomplete": "current-password"},
+    )
     next = HiddenField()
 
 
 class LocaleForm(FlaskForm):
-    locale = SelectField(_l("Language"), choices=[SelectChoice("zh_CN", "中文"), SelectChoice("en", "English")])
+    locale = SelectField(
+        _l("Language"), choices=[SelectChoice("zh_CN", "中文"), SelectChoice("en", "English")]
+    )
     next = HiddenField()
 
 
 class SettingsForm(FlaskForm):
-    locale = SelectField(_l("Language"), choices=[SelectChoice("zh_CN", "中文"), SelectChoice("en", "English")])
+    locale = SelectField(
+        _l("Language"), choices=[SelectChoice("zh_CN", "中文"), SelectChoice("en", "English")]
+    )
     timezone = StringField(_l("Time zone"), validators=[DataRequired(), Length(max=64)])
     email = EmailField(_l("E-mail"), validators=[Optional(), Length(max=254)])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=32)])
 
 
 class PasswordChangeForm(FlaskForm):
-    current_password = PasswordField(_l("Current password"), validators=[DataRequired()],
-                                     render_kw={"autocomplete": "current-password"})
-    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=256)],
-                                 render_kw={"autocomplete": "new-password"})
+    current_password = PasswordField(
+        _l("Current password"), validators=[DataRequired()], render_kw={"autocomplete": "current-password"}
+    )
+    new_password = PasswordField(
+        _l("New password"),
+        validators=[DataRequired(), Length(max=256)],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 def choices(pairs) -> list[SelectChoice]:
@@ -53,12 +67,14 @@ def choices(pairs) -> list[SelectChoice]:
 
 
 def role_choices() -> list[SelectChoice]:
-    return choices([
-        (Role.TRAINEE.value, _l("Trainee")),
-        (Role.TRAINER.value, _l("Trainer")),
-        (Role.ASSESSOR.value, _l("Assessor")),
-        (Role.ADMIN.value, _l("Administrator")),
-    ])
+    return choices(
+        [
+            (Role.TRAINEE.value, _l("Trainee")),
+            (Role.TRAINER.value, _l("Trainer")),
+            (Role.ASSESSOR.value, _l("Assessor")),
+            (Role.ADMIN.value, _l("Administrator")),
+        ]
+    )
 
 
 class UserForm(FlaskForm):
@@ -69,8 +85,11 @@ class UserForm(FlaskForm):
     employer = StringField(_l("Employer"), validators=[Optional(), Length(max=200)])
     role = SelectField(_l("Role"))
     institution_id = SelectField(_l("Institution"), coerce=int)
-    password = PasswordField(_l("Initial password"), validators=[DataRequired(), Length(max=256)],
-                             render_kw={"autocomplete": "new-password"})
+    password = PasswordField(
+        _l("Initial password"),
+        validators=[DataRequired(), Length(max=256)],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class UserEditForm(FlaskForm):
@@ -86,8 +105,11 @@ class GrantForm(FlaskForm):
 
 
 class PasswordResetForm(FlaskForm):
-    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(max=256)],
-                                 render_kw={"autocomplete": "new-password"})
+    new_password = PasswordField(
+        _l("New password"),
+        validators=[DataRequired(), Length(max=256)],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class ConfirmForm(FlaskForm):
@@ -98,11 +120,14 @@ class InstitutionForm(FlaskForm):
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=40)])
     name = StringField(_l("Name (Chinese)"), validators=[DataRequired(), Length(max=200)])
     name_en = StringField(_l("Name (English)"), validators=[Optional(), Length(max=200)])
-    kind = SelectField(_l("Kind"), choices=[
-        SelectChoice(InstitutionKind.TRAINING_BASE.value, _l("Training base")),
-        SelectChoice(InstitutionKind.ASSESSMENT_SITE.value, _l("Assessment site")),
-        SelectChoice(InstitutionKind.SUPPORT_CENTRE.value, _l("Support centre")),
-    ])
+    kind = SelectField(
+        _l("Kind"),
+        choices=[
+            SelectChoice(InstitutionKind.TRAINING_BASE.value, _l("Training base")),
+            SelectChoice(InstitutionKind.ASSESSMENT_SITE.value, _l("Assessment site")),
+            SelectChoice(InstitutionKind.SUPPORT_CENTRE.value, _l("Support centre")),
+        ],
+    )
     timezone = StringField(_l("Time zone"), default="Asia/Shanghai", validators=[DataRequired()])
     address = StringField(_l("Address"), validators=[Optional(), Length(max=300)])
 
@@ -119,8 +144,9 @@ class CohortForm(FlaskForm):
 
 
 class EnrollForm(FlaskForm):
-    usernames = StringField(_l("Usernames (separated by spaces or commas)"),
-                            validators=[DataRequired(), Length(max=5000)])
+    usernames = StringField(
+        _l("Usernames (separated by spaces or commas)"), validators=[DataRequired(), Length(max=5000)]
+    )
 
 
 class ImportForm(FlaskForm):

@@ -188,8 +188,9 @@ def dummy_training_base(create_institution) -> Institution:
 def create_user(app, dummy_training_base) -> Callable[..., User]:
     counter = iter(range(1, 10_000))
 
-    def create(role: Role = Role.TRAINEE, institution: Institution | None = dummy_training_base,
-               **params: Any) -> User:
+    def create(
+        role: Role = Role.TRAINEE, institution: Institution | None = dummy_training_base, **params: Any
+    ) -> User:
         n = next(counter)
         params.setdefault("username", f"{role.value}{n:03d}")
         params.setdefault("real_name", f"测试用户{n}")
@@ -243,8 +244,9 @@ def create_cohort(app, dummy_course, dummy_training_base) -> Callable[..., Cohor
 @pytest.fixture
 def people(create_user, dummy_training_base, create_institution) -> dict[str, User]:
     """One user per role: admin (platform), trainer, assessor (at an assessment site), trainee."""
-    site = create_institution(code="AS", name="考核站", name_en="Assessment site",
-                              kind=InstitutionKind.ASSESSMENT_SITE)
+    site = create_institution(
+        code="AS", name="考核站", name_en="Assessment site", kind=InstitutionKind.ASSESSMENT_SITE
+    )
     users = {
         "admin": create_user(Role.ADMIN, username="admin1"),
         "trainer": create_user(Role.TRAINER, username="trainer1"),

@@ -2,7 +2,15 @@
 
 from lms.models.audit import AuditLog
 from lms.models.cohort import Cohort, Enrollment, EnrollmentStatus, cohort_trainer
-from lms.models.course import Course, CourseAsset, CourseLevel, CourseModule, CourseUnit, CourseVersion, UnitKind
+from lms.models.course import (
+    Course,
+    CourseAsset,
+    CourseLevel,
+    CourseModule,
+    CourseUnit,
+    CourseVersion,
+    UnitKind,
+)
 from lms.models.hours import Delivery, HoursEntry, HoursSource, LedgerIsAppendOnly
 from lms.models.institution import Institution, InstitutionKind
 from lms.models.progress import ProgressStatus, QuizAttempt, UnitProgress

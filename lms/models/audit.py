@@ -4,12 +4,12 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from lms.extensions import db
+from lms.extensions import Model
 from lms.models.user import User
 from lms.timeutil import UTCDateTime, utcnow
 
 
-class AuditLog(db.Model):
+class AuditLog(Model):
     """Who did what to which record, and when."""
 
     __tablename__ = "lms_audit_log"

@@ -4,7 +4,7 @@ from datetime import date, datetime
 from sqlalchemy import Column, Enum, ForeignKey, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from lms.extensions import db
+from lms.extensions import Model, db
 from lms.models.course import Course, CourseVersion
 from lms.models.institution import Institution
 from lms.models.user import User
@@ -18,7 +18,7 @@ cohort_trainer = Table(
 )
 
 
-class Cohort(db.Model):
+class Cohort(Model):
     """One run of a course at a training base: a class with dates, trainers and trainees."""
 
     __tablename__ = "lms_cohort"
@@ -49,7 +49,7 @@ class EnrollmentStatus(enum.StrEnum):
     COMPLETED = "completed"
 
 
-class Enrollment(db.Model):
+class Enrollment(Model):
     """A trainee's place in a cohort."""
 
     __tablename__ = "lms_enrollment"

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from lms.extensions import db
+from lms.extensions import Model
 from lms.timeutil import UTCDateTime, utcnow
 
 
@@ -15,7 +15,7 @@ class CourseLevel(enum.StrEnum):
     ADVANCED = "advanced"
 
 
-class Course(db.Model):
+class Course(Model):
     """A course a training base teaches; its versions and units come from the curriculum files."""
 
     __tablename__ = "lms_course"
@@ -45,7 +45,7 @@ class UnitKind(enum.StrEnum):
         return self in (UnitKind.LESSON, UnitKind.QUIZ)
 
 
-class CourseVersion(db.Model):
+class CourseVersion(Model):
     """One imported version of a course's files; exactly one version of a course is current."""
 
     __tablename__ = "lms_course_version"
@@ -68,14 +68,16 @@ class CourseVersion(db.Model):
     )
 
 
-class CourseModule(db.Model):
+class CourseModule(Model):
     """A module of a course version, in teaching order."""
 
     __tablename__ = "lms_course_module"
     __table_args__ = (UniqueConstraint("version_id", "key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("lms_course_version.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("lms_course_version.id", ondelete="CASCADE"), index=True
+    )
     key: Mapped[str] = mapped_column(String(64))
     position: Mapped[int]
     title: Mapped[dict[str, str]] = mapped_column(JSON)
@@ -88,14 +90,16 @@ class CourseModule(db.Model):
     )
 
 
-class CourseUnit(db.Model):
+class CourseUnit(Model):
     """A lesson, quiz, lab or exercise. ``key`` is the stable id that progress is kept by."""
 
     __tablename__ = "lms_course_unit"
     __table_args__ = (UniqueConstraint("version_id", "key"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("lms_course_version.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("lms_course_version.id", ondelete="CASCADE"), index=True
+    )
     module_id: Mapped[int] = mapped_column(ForeignKey("lms_course_module.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(String(64))
     kind: Mapped[UnitKind] = mapped_column(Enum(UnitKind, native_enum=False, length=10))
@@ -104,21 +108,24 @@ class CourseUnit(db.Model):
     minutes: Mapped[int] = mapped_column(default=0)
     competencies: Mapped[list[str]] = mapped_column(JSON, default=list)
     # lesson: {"content": {locale: markdown}}; lab: {"plan": {...}, "exercises": [...]};
-    # quiz: {"questions": [...], "pass_mark": n}; exercise: {"notebook": json, "notebook_path", "points", "due_days"}
+    # quiz: {"questions": [...], "pass_mark": n};
+    # exercise: {"notebook": json, "notebook_path", "points", "due_days"}
     body: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     module: Mapped[CourseModule] = relationship(back_populates="units")
     version: Mapped[CourseVersion] = relationship()
 
 
-class CourseAsset(db.Model):
+class CourseAsset(Model):
     """An image a lesson or lab plan shows, stored with its version so any web node can serve it."""
 
     __tablename__ = "lms_course_asset"
     __table_args__ = (UniqueConstraint("version_id", "path"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("lms_course_version.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("lms_course_version.id", ondelete="CASCADE"), index=True
+    )
     path: Mapped[str] = mapped_column(String(200))
     content_type: Mapped[str] = mapped_column(String(40))
     data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint, event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from lms.extensions import db
+from lms.extensions import Model
 from lms.timeutil import UTCDateTime, utcnow
 
 
@@ -21,7 +21,7 @@ class Delivery(enum.StrEnum):
     OFFLINE = "offline"
 
 
-class HoursEntry(db.Model):
+class HoursEntry(Model):
     """One line of the append-only training-hours ledger; corrections are new lines, never edits."""
 
     __tablename__ = "lms_hours_entry"

@@ -3,7 +3,7 @@ import enum
 from sqlalchemy import Enum, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lms.extensions import db
+from lms.extensions import Model
 
 
 class InstitutionKind(enum.StrEnum):
@@ -12,7 +12,7 @@ class InstitutionKind(enum.StrEnum):
     SUPPORT_CENTRE = "support_centre"
 
 
-class Institution(db.Model):
+class Institution(Model):
     """A training base, an accredited assessment site or a support centre."""
 
     __tablename__ = "lms_institution"

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import JSON, Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lms.extensions import db
+from lms.extensions import Model
 from lms.timeutil import UTCDateTime, utcnow
 
 
@@ -14,7 +14,7 @@ class ProgressStatus(enum.StrEnum):
     COMPLETED = "completed"
 
 
-class UnitProgress(db.Model):
+class UnitProgress(Model):
     """A trainee's progress on one unit in one cohort, kept by the unit's stable key across versions."""
 
     __tablename__ = "lms_unit_progress"
@@ -37,7 +37,7 @@ class UnitProgress(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
 
 
-class QuizAttempt(db.Model):
+class QuizAttempt(Model):
     """One submitted quiz: the answers, what each question scored, and the total."""
 
     __tablename__ = "lms_quiz_attempt"

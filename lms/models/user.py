@@ -6,7 +6,7 @@ from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from lms.extensions import db
+from lms.extensions import Model
 from lms.models.institution import Institution
 from lms.timeutil import UTCDateTime, utcnow
 
@@ -18,7 +18,7 @@ class Role(enum.StrEnum):
     TRAINEE = "trainee"
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     """A person who signs in: trainee, trainer, assessor or administrator (by role grants)."""
 
     __tablename__ = "lms_user"
@@ -41,7 +41,7 @@ class User(UserMixin, db.Model):
     )
 
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return self.active
 
     def set_password(self, password: str) -> None:
@@ -72,7 +72,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.username}>"
 
 
-class RoleGrant(db.Model):
+class RoleGrant(Model):
     """A role held at one institution; an admin grant with no institution is platform-wide."""
 
     __tablename__ = "lms_role_grant"
@@ -87,7 +87,7 @@ class RoleGrant(db.Model):
     institution: Mapped[Institution | None] = relationship(lazy="joined")
 
 
-class LoginFailure(db.Model):
+class LoginFailure(Model):
     """One failed sign-in, kept for throttling by account and by address."""
 
     __tablename__ = "lms_login_failure"

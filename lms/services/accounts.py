@@ -140,7 +140,9 @@ def grant_role(user: User, role: Role, institution: Institution | None, actor: U
     grant = RoleGrant(role=role, institution=institution)
     user.grants.append(grant)
     db.session.flush()
-    audit.record("role.granted", actor, user, role=role.value, institution_id=getattr(institution, "id", None))
+    audit.record(
+        "role.granted", actor, user, role=role.value, institution_id=getattr(institution, "id", None)
+    )
     return grant
 
 
@@ -175,8 +177,10 @@ def authenticate(
     by_account, by_address = recent_failures(username, address, since)
     if by_account >= policy.per_account or by_address >= policy.per_address:
         raise TooManyAttempts(
-            _("Too many failed sign-ins. Try again in %(minutes)d minutes.",
-              minutes=max(1, policy.window_seconds // 60)),
+            _(
+                "Too many failed sign-ins. Try again in %(minutes)d minutes.",
+                minutes=max(1, policy.window_seconds // 60),
+            ),
             retry_after=policy.window_seconds,
         )
     user = get_user_by_username(username)

@@ -32,8 +32,14 @@ def get_cohort_by_code(code: str) -> Cohort | None:
 
 
 def create_institution(
-    *, code: str, name: str, kind: InstitutionKind, name_en: str = "", timezone: str = "Asia/Shanghai",
-    address: str = "", actor: User | None = None,
+    *,
+    code: str,
+    name: str,
+    kind: InstitutionKind,
+    name_en: str = "",
+    timezone: str = "Asia/Shanghai",
+    address: str = "",
+    actor: User | None = None,
 ) -> Institution:
     """Add an institution; codes are unique."""
     code = code.strip()
@@ -41,8 +47,14 @@ def create_institution(
         raise DomainError(_("Code and name are required."))
     if db.session.scalar(select(Institution.id).where(Institution.code == code)):
         raise DomainError(_("Institution code '%(code)s' is already in use.", code=code))
-    institution = Institution(code=code, name=name.strip(), name_en=name_en.strip(), kind=kind,
-                              timezone=timezone, address=address.strip())
+    institution = Institution(
+        code=code,
+        name=name.strip(),
+        name_en=name_en.strip(),
+        kind=kind,
+        timezone=timezone,
+        address=address.strip(),
+    )
     db.session.add(institution)
     db.session.flush()
     audit.record("institution.created", actor, institution, code=code)
@@ -50,8 +62,16 @@ def create_institution(
 
 
 def create_cohort(
-    *, code: str, name: str, course: Course, training_base: Institution, starts_on: date, ends_on: date,
-    required_hours: int | None = None, trainers: list[User] | None = None, actor: User | None = None,
+    *,
+    code: str,
+    name: str,
+    course: Course,
+    training_base: Institution,
+    starts_on: date,
+    ends_on: date,
+    required_hours: int | None = None,
+    trainers: list[User] | None = None,
+    actor: User | None = None,
 ) -> Cohort:
     """Add a cohort of a course at a training base."""
     code = code.strip()
@@ -67,8 +87,12 @@ def create_cohort(
         if not trainer.has_role(Role.TRAINER):
             raise DomainError(_("%(name)s is not a trainer.", name=trainer.real_name))
     cohort = Cohort(
-        code=code, name=name.strip(), course=course, training_base=training_base,
-        starts_on=starts_on, ends_on=ends_on,
+        code=code,
+        name=name.strip(),
+        course=course,
+        training_base=training_base,
+        starts_on=starts_on,
+        ends_on=ends_on,
         required_hours=required_hours if required_hours is not None else course.total_hours,
         trainers=list(trainers or []),
     )
@@ -90,8 +114,9 @@ def enroll(user: User, cohort: Cohort, actor: User | None = None) -> Enrollment:
             enrollment.status = EnrollmentStatus.ACTIVE
             audit.record("enrollment.reactivated", actor, enrollment)
             return enrollment
-        raise AlreadyEnrolled(_("%(name)s is already in cohort %(code)s.", name=user.real_name,
-                                code=cohort.code))
+        raise AlreadyEnrolled(
+            _("%(name)s is already in cohort %(code)s.", name=user.real_name, code=cohort.code)
+        )
     enrollment = Enrollment(cohort=cohort, user=user)
     db.session.add(enrollment)
     db.session.flush()
@@ -119,8 +144,9 @@ def visible_cohorts(user: User) -> list[Cohort]:
     for cohort in db.session.scalars(query.where(Cohort.trainers.any(User.id == user.id))):
         cohorts[cohort.id] = cohort
     for cohort in db.session.scalars(
-        query.join(Enrollment).where(Enrollment.user_id == user.id,
-                                     Enrollment.status != EnrollmentStatus.WITHDRAWN)
+        query.join(Enrollment).where(
+            Enrollment.user_id == user.id, Enrollment.status != EnrollmentStatus.WITHDRAWN
+        )
     ):
         cohorts[cohort.id] = cohort
     return sorted(cohorts.values(), key=lambda c: (c.starts_on, c.code), reverse=True)

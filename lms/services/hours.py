@@ -102,18 +102,34 @@ def cohort_hours(cohort: Cohort) -> dict[int, int]:
     return {user_id: int(total or 0) for user_id, total in rows}
 
 
-def on_lesson_completed(sender: Any, *, user: User, cohort: Cohort, unit_id: str, minutes: int,
-                        evidence: dict[str, Any]) -> None:
+def on_lesson_completed(
+    sender: Any, *, user: User, cohort: Cohort, unit_id: str, minutes: int, evidence: dict[str, Any]
+) -> None:
     """Credit an online unit's minutes (signal receiver)."""
-    credit_hours(user, cohort, source=HoursSource.ONLINE_UNIT, source_ref=f"{cohort.id}:{unit_id}",
-                 delivery=Delivery.ONLINE, minutes=minutes, evidence=evidence)
+    credit_hours(
+        user,
+        cohort,
+        source=HoursSource.ONLINE_UNIT,
+        source_ref=f"{cohort.id}:{unit_id}",
+        delivery=Delivery.ONLINE,
+        minutes=minutes,
+        evidence=evidence,
+    )
 
 
-def on_lab_attendance_recorded(sender: Any, *, user: User, cohort: Cohort, occurrence_id: int,
-                               minutes: int, evidence: dict[str, Any]) -> None:
+def on_lab_attendance_recorded(
+    sender: Any, *, user: User, cohort: Cohort, occurrence_id: int, minutes: int, evidence: dict[str, Any]
+) -> None:
     """Credit attended lab minutes (signal receiver)."""
-    credit_hours(user, cohort, source=HoursSource.LAB_ATTENDANCE, source_ref=f"occurrence:{occurrence_id}",
-                 delivery=Delivery.OFFLINE, minutes=minutes, evidence=evidence)
+    credit_hours(
+        user,
+        cohort,
+        source=HoursSource.LAB_ATTENDANCE,
+        source_ref=f"occurrence:{occurrence_id}",
+        delivery=Delivery.OFFLINE,
+        minutes=minutes,
+        evidence=evidence,
+    )
 
 
 def connect_receivers() -> None:

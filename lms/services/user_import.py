@@ -23,8 +23,14 @@ from lms.services import DomainError, accounts, audit
 from lms.services import cohorts as cohort_service
 
 COLUMNS: tuple[str, ...] = ("username", "real_name", "email", "phone", "employer", "cohort")
-EXAMPLE_ROW: tuple[str, ...] = ("zhangsan", "张三", "zhangsan@example.com", "13800138000", "示例科技有限公司",
-                                "AIET-P-2025-01")
+EXAMPLE_ROW: tuple[str, ...] = (
+    "zhangsan",
+    "张三",
+    "zhangsan@example.com",
+    "13800138000",
+    "示例科技有限公司",
+    "AIET-P-2025-01",
+)
 # The widths of the columns in the database (lms_user); longer values would fail on PostgreSQL.
 MAX_REAL_NAME = 100
 MAX_PHONE = 32
@@ -99,8 +105,13 @@ def import_users_csv(
     institution = _institution(institution_code, actor)
     plan, cohorts_by_code = _check_rows(rows, institution, actor)
     enrollments = sum(1 for planned in plan if planned.cohort_code)
-    result = ImportResult(created=len(plan), enrolled=enrollments,
-                          usernames=[planned.username for planned in plan], users=plan, dry_run=dry_run)
+    result = ImportResult(
+        created=len(plan),
+        enrolled=enrollments,
+        usernames=[planned.username for planned in plan],
+        users=plan,
+        dry_run=dry_run,
+    )
     if dry_run:
         return result
     institutions_by_code = {c.training_base.code: c.training_base for c in cohorts_by_code.values()}
@@ -109,46 +120,84 @@ def import_users_csv(
     for planned in plan:
         try:
             user = accounts.create_user(
-                username=planned.username, real_name=planned.real_name, password=None, email=planned.email,
-                phone=planned.phone, employer=planned.employer,
-                grants=[(Role.TRAINEE, institutions_by_code[planned.institution_code])], actor=actor,
+                username=planned.username,
+                real_name=planned.real_name,
+                password=None,
+                email=planned.email,
+                phone=planned.phone,
+                employer=planned.employer,
+                grants=[(Role.TRAINEE, institutions_by_code[planned.institution_code])],
+                actor=actor,
             )
             if planned.cohort_code:
                 cohort_service.enroll(user, cohorts_by_code[planned.cohort_code], actor)
         except DomainError as exc:  # e.g. someone took the username since the check
             raise ImportRejected([Problem(planned.row, str(exc))]) from exc
-    audit.record("users.imported", actor, None, created=result.created, enrolled=result.enrolled,
-                 usernames=result.usernames, institution=institution_code)
+    audit.record(
+        "users.imported",
+        actor,
+        None,
+        created=result.created,
+        enrolled=result.enrolled,
+        usernames=result.usernames,
+        institution=institution_code,
+    )
     return result
 
 
 def decode(data: bytes) -> str:
     """The text of an uploaded file: UTF-8 (BOM or not), else GB18030 (a superset of GBK)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ImportRejected([Problem(None, _(
-            "The file is UTF-16 text. Save it from Excel as \"CSV UTF-8\" or \"CSV (comma delimited)\"."
-        ))])
+        raise ImportRejected(
+            [
+                Problem(
+                    None,
+                    _(
+                        "The file is UTF-16 text. "
+                        'Save it from Excel as "CSV UTF-8" or "CSV (comma delimited)".'
+                    ),
+                )
+            ]
+        )
     if data.startswith(b"PK\x03\x04"):
-        raise ImportRejected([Problem(None, _(
-            "The file is an Excel workbook, not CSV. Save it from Excel as \"CSV UTF-8\" first."
-        ))])
+        raise ImportRejected(
+            [
+                Problem(
+                    None,
+                    _('The file is an Excel workbook, not CSV. Save it from Excel as "CSV UTF-8" first.'),
+                )
+            ]
+        )
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             return data.decode(encoding).removeprefix("\ufeff")
         except UnicodeDecodeError:
             continue
-    raise ImportRejected([Problem(None, _(
-        "The file is neither UTF-8 nor GBK text. Save it from Excel as \"CSV UTF-8\" and try again."
-    ))])
+    raise ImportRejected(
+        [
+            Problem(
+                None,
+                _('The file is neither UTF-8 nor GBK text. Save it from Excel as "CSV UTF-8" and try again.'),
+            )
+        ]
+    )
 
 
 def _read_rows(data: bytes, *, max_bytes: int, max_rows: int) -> list[_Row]:
     """Decode and parse the file, check its header, and return the non-blank data rows."""
     if len(data) > max_bytes:
-        raise ImportRejected([Problem(None, _(
-            "The file is %(size)s; at most %(limit)s is allowed.",
-            size=_size(len(data)), limit=_size(max_bytes),
-        ))])
+        raise ImportRejected(
+            [
+                Problem(
+                    None,
+                    _(
+                        "The file is %(size)s; at most %(limit)s is allowed.",
+                        size=_size(len(data)),
+                        limit=_size(max_bytes),
+                    ),
+                )
+            ]
+        )
     text = decode(data)
     if not text.strip():
         raise ImportRejected([Problem(None, _("The file is empty."))])
@@ -163,23 +212,37 @@ def _read_rows(data: bytes, *, max_bytes: int, max_rows: int) -> list[_Row]:
     rows: list[_Row] = []
     problems: list[Problem] = []
     for line, cells in lines:
-        if len(cells) > len(header) and not any(c.strip() for c in cells[len(header):]):
+        if len(cells) > len(header) and not any(c.strip() for c in cells[len(header) :]):
             cells = cells[: len(header)]
         if len(cells) != len(header):
-            problems.append(Problem(line, _(
-                "The row has %(found)d column(s); the header has %(expected)d.",
-                found=len(cells), expected=len(header),
-            )))
+            problems.append(
+                Problem(
+                    line,
+                    _(
+                        "The row has %(found)d column(s); the header has %(expected)d.",
+                        found=len(cells),
+                        expected=len(header),
+                    ),
+                )
+            )
             continue
         rows.append(_Row(line, {name: value.strip() for name, value in zip(header, cells, strict=True)}))
     if not rows and not problems:
         raise ImportRejected([Problem(None, _("The file has a header row but no users."))])
     if len(rows) + len(problems) > max_rows:
-        raise ImportRejected([Problem(None, _(
-            "The file has %(n)d rows; at most %(limit)d can be imported at once. "
-            "Split it into smaller files.",
-            n=len(rows) + len(problems), limit=max_rows,
-        ))])
+        raise ImportRejected(
+            [
+                Problem(
+                    None,
+                    _(
+                        "The file has %(n)d rows; at most %(limit)d can be imported at once. "
+                        "Split it into smaller files.",
+                        n=len(rows) + len(problems),
+                        limit=max_rows,
+                    ),
+                )
+            ]
+        )
     if problems:
         raise ImportRejected(problems)
     return rows
@@ -195,9 +258,9 @@ def _lines(text: str) -> Iterator[tuple[int, list[str]]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise ImportRejected([Problem(reader.line_num, _(
-                "The line is not valid CSV (%(reason)s).", reason=str(exc)
-            ))]) from exc
+            raise ImportRejected(
+                [Problem(reader.line_num, _("The line is not valid CSV (%(reason)s).", reason=str(exc)))]
+            ) from exc
         if any(cell.strip() for cell in cells):
             yield start, cells
         start = reader.line_num + 1
@@ -216,10 +279,18 @@ def _check_header(line: int, header: list[str]) -> None:
         details.append(_("unexpected: %(columns)s", columns=", ".join(unexpected)))
     if repeated:
         details.append(_("repeated: %(columns)s", columns=", ".join(repeated)))
-    raise ImportRejected([Problem(line, _(
-        "The header row must name the columns %(expected)s (%(details)s).",
-        expected=", ".join(COLUMNS), details="; ".join(details),
-    ))])
+    raise ImportRejected(
+        [
+            Problem(
+                line,
+                _(
+                    "The header row must name the columns %(expected)s (%(details)s).",
+                    expected=", ".join(COLUMNS),
+                    details="; ".join(details),
+                ),
+            )
+        ]
+    )
 
 
 def _institution(code: str | None, actor: User | None) -> Institution | None:
@@ -230,9 +301,17 @@ def _institution(code: str | None, actor: User | None) -> Institution | None:
     if institution is None:
         raise ImportRejected([Problem(None, _("There is no institution with code '%(code)s'.", code=code))])
     if institution.kind != InstitutionKind.TRAINING_BASE:
-        raise ImportRejected([Problem(None, _(
-            "Institution '%(code)s' is not a training base; trainees belong to a training base.", code=code
-        ))])
+        raise ImportRejected(
+            [
+                Problem(
+                    None,
+                    _(
+                        "Institution '%(code)s' is not a training base; trainees belong to a training base.",
+                        code=code,
+                    ),
+                )
+            ]
+        )
     if actor is not None and not _administers(actor, institution.id):
         raise ImportRejected([Problem(None, _("You do not administer institution '%(code)s'.", code=code))])
     return institution
@@ -250,16 +329,23 @@ def _check_rows(
     """Every problem of every row, or the plan: one PlannedUser per row."""
     usernames = {row.values["username"].lower() for row in rows}
     emails = {row.values["email"].lower() for row in rows if row.values["email"]}
-    taken_usernames = set(_chunked_scalars(
-        lambda chunk: select(User.username).where(User.username.in_(chunk)), usernames
-    ))
-    taken_emails = {e.lower() for e in _chunked_scalars(
-        lambda chunk: select(User.email).where(func.lower(User.email).in_(chunk)), emails
-    ) if e}
-    cohorts_by_code = {c.code: c for c in _chunked_scalars(
-        lambda chunk: select(Cohort).where(Cohort.code.in_(chunk)),
-        {row.values["cohort"] for row in rows if row.values["cohort"]},
-    )}
+    taken_usernames = set(
+        _chunked_scalars(lambda chunk: select(User.username).where(User.username.in_(chunk)), usernames)
+    )
+    taken_emails = {
+        e.lower()
+        for e in _chunked_scalars(
+            lambda chunk: select(User.email).where(func.lower(User.email).in_(chunk)), emails
+        )
+        if e
+    }
+    cohorts_by_code = {
+        c.code: c
+        for c in _chunked_scalars(
+            lambda chunk: select(Cohort).where(Cohort.code.in_(chunk)),
+            {row.values["cohort"] for row in rows if row.values["cohort"]},
+        )
+    }
     first_line_of_username: dict[str, int] = {}
     first_line_of_email: dict[str, int] = {}
     problems: list[Problem] = []
@@ -273,8 +359,13 @@ def _check_rows(
         if problem:
             row_problems.append(problem)
         elif username in first_line_of_username:
-            row_problems.append(_("Username '%(username)s' also appears on line %(line)d.",
-                                  username=username, line=first_line_of_username[username]))
+            row_problems.append(
+                _(
+                    "Username '%(username)s' also appears on line %(line)d.",
+                    username=username,
+                    line=first_line_of_username[username],
+                )
+            )
         elif username in taken_usernames:
             row_problems.append(_("Username '%(username)s' is already taken.", username=username))
         first_line_of_username.setdefault(username, row.line)
@@ -288,8 +379,13 @@ def _check_rows(
         if problem:
             row_problems.append(problem)
         elif email and email.lower() in first_line_of_email:
-            row_problems.append(_("E-mail address '%(email)s' also appears on line %(line)d.",
-                                  email=email, line=first_line_of_email[email.lower()]))
+            row_problems.append(
+                _(
+                    "E-mail address '%(email)s' also appears on line %(line)d.",
+                    email=email,
+                    line=first_line_of_email[email.lower()],
+                )
+            )
         elif email and email.lower() in taken_emails:
             row_problems.append(_("E-mail address '%(email)s' is already in use.", email=email))
         if email:
@@ -309,19 +405,30 @@ def _check_rows(
         elif cohort is not None and actor is not None and not _administers(actor, cohort.training_base_id):
             row_problems.append(_("You do not administer cohort '%(code)s'.", code=cohort_code))
         elif not cohort_code and institution is None:
-            row_problems.append(_(
-                "The cohort is empty and no institution was given, so there is nowhere to grant the "
-                "trainee role."
-            ))
+            row_problems.append(
+                _(
+                    "The cohort is empty and no institution was given, so there is nowhere to grant the "
+                    "trainee role."
+                )
+            )
 
         if row_problems:
             problems.extend(Problem(row.line, message) for message in row_problems)
             continue
         base = institution if institution is not None else cohort.training_base if cohort else None
         assert base is not None  # a row with neither was reported above
-        plan.append(PlannedUser(row=row.line, username=username, real_name=v["real_name"], email=email,
-                                phone=v["phone"], employer=v["employer"], cohort_code=cohort_code,
-                                institution_code=base.code))
+        plan.append(
+            PlannedUser(
+                row=row.line,
+                username=username,
+                real_name=v["real_name"],
+                email=email,
+                phone=v["phone"],
+                employer=v["employer"],
+                cohort_code=cohort_code,
+                institution_code=base.code,
+            )
+        )
     if problems:
         raise ImportRejected(problems)
     return plan, cohorts_by_code

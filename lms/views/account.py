@@ -24,8 +24,12 @@ def settings():
     if form.validate_on_submit():
         try:
             accounts.update_profile(
-                user, actor=user, email=form.email.data or "", phone=form.phone.data or "",
-                locale=form.locale.data, timezone=form.timezone.data or "",
+                user,
+                actor=user,
+                email=form.email.data or "",
+                phone=form.phone.data or "",
+                locale=form.locale.data,
+                timezone=form.timezone.data or "",
             )
         except accounts.InvalidField as exc:
             getattr(form, exc.field).errors.append(str(exc))
@@ -45,7 +49,9 @@ def change_password():
     form = PasswordChangeForm(prefix="pw")
     if form.validate_on_submit():
         try:
-            accounts.change_own_password(current_user, form.current_password.data or "", form.new_password.data or "")
+            accounts.change_own_password(
+                current_user, form.current_password.data or "", form.new_password.data or ""
+            )
         except accounts.InvalidField as exc:
             getattr(form, exc.field).errors.append(str(exc))
         else:

@@ -85,14 +85,20 @@ def list_users():
         query = query.where(User.grants.any(RoleGrant.institution_id.in_(scope)))
     if q:
         like = f"%{q.lower()}%"
-        query = query.where(or_(User.username.like(like), func.lower(User.real_name).like(like),
-                                func.lower(User.employer).like(like)))
+        query = query.where(
+            or_(
+                User.username.like(like),
+                func.lower(User.real_name).like(like),
+                func.lower(User.employer).like(like),
+            )
+        )
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     users = db.session.scalars(
         query.order_by(User.username).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
     ).all()
-    return render_template("lms/admin/users.html", users=users, q=q, page=page, total=total,
-                           pages=max(1, -(-total // PAGE_SIZE)))
+    return render_template(
+        "lms/admin/users.html", users=users, q=q, page=page, total=total, pages=max(1, -(-total // PAGE_SIZE))
+    )
 
 
 @bp.route("/users/new", methods=["GET", "POST"])
@@ -103,12 +109,18 @@ def create_user():
     form.institution_id.choices = institution_choices(allow_platform=True)
     status = 200
     if form.validate_on_submit():
-        institution = db.session.get(Institution, form.institution_id.data) if form.institution_id.data else None
+        institution = (
+            db.session.get(Institution, form.institution_id.data) if form.institution_id.data else None
+        )
         try:
             user = accounts.create_user(
-                username=form.username.data or "", real_name=form.real_name.data or "",
-                password=form.password.data, email=form.email.data or "", phone=form.phone.data or "",
-                employer=form.employer.data or "", grants=[(Role(form.role.data), institution)],
+                username=form.username.data or "",
+                real_name=form.real_name.data or "",
+                password=form.password.data,
+                email=form.email.data or "",
+                phone=form.phone.data or "",
+                employer=form.employer.data or "",
+                grants=[(Role(form.role.data), institution)],
                 actor=current_user,
             )
         except accounts.InvalidField as exc:
@@ -131,13 +143,18 @@ def import_users():
     max_bytes = current_app.config["USER_IMPORT_MAX_BYTES"]
     data = form.file.data.read(max_bytes + 1)  # never read more than the limit allows
     if len(data) > max_bytes:
-        form.file.errors.append(_("The file is larger than %(n)d KB; split it into smaller files.",
-                                  n=max_bytes // 1024))
+        form.file.errors.append(
+            _("The file is larger than %(n)d KB; split it into smaller files.", n=max_bytes // 1024)
+        )
         return _render_import(form), 413
     try:
         result = user_import.import_users_csv(
-            data, actor=current_user, dry_run=form.dry_run.data, institution_code=None,
-            max_bytes=max_bytes, max_rows=current_app.config["USER_IMPORT_MAX_ROWS"],
+            data,
+            actor=current_user,
+            dry_run=form.dry_run.data,
+            institution_code=None,
+            max_bytes=max_bytes,
+            max_rows=current_app.config["USER_IMPORT_MAX_ROWS"],
         )
     except user_import.ImportRejected as exc:
         db.session.rollback()
@@ -146,15 +163,26 @@ def import_users():
         db.session.rollback()
         return _render_import(form, result=result), 200
     db.session.commit()
-    flash(_("Imported %(created)d user(s) and made %(enrolled)d enrolment(s). They cannot sign in until "
-            "you set a password for each.", created=result.created, enrolled=result.enrolled), "success")
+    flash(
+        _(
+            "Imported %(created)d user(s) and made %(enrolled)d enrolment(s). They cannot sign in until "
+            "you set a password for each.",
+            created=result.created,
+            enrolled=result.enrolled,
+        ),
+        "success",
+    )
     return redirect(url_for("admin.list_users"), 303)
 
 
 def _render_import(form: ImportForm, problems=None, result=None) -> str:
     return render_template(
-        "lms/admin/import_users.html", form=form, problems=problems, result=result,
-        columns=user_import.COLUMNS, example=user_import.EXAMPLE_ROW,
+        "lms/admin/import_users.html",
+        form=form,
+        problems=problems,
+        result=result,
+        columns=user_import.COLUMNS,
+        example=user_import.EXAMPLE_ROW,
         max_kb=current_app.config["USER_IMPORT_MAX_BYTES"] // 1024,
         max_rows=current_app.config["USER_IMPORT_MAX_ROWS"],
     )
@@ -168,9 +196,14 @@ def edit_user(user_id: int):
     status = 200
     if form.validate_on_submit():
         try:
-            accounts.update_profile(user, actor=current_user, email=form.email.data or "",
-                                    phone=form.phone.data or "", real_name=form.real_name.data or "",
-                                    employer=form.employer.data or "")
+            accounts.update_profile(
+                user,
+                actor=current_user,
+                email=form.email.data or "",
+                phone=form.phone.data or "",
+                real_name=form.real_name.data or "",
+                employer=form.employer.data or "",
+            )
         except accounts.InvalidField as exc:
             getattr(form, exc.field).errors.append(str(exc))
         else:
@@ -188,9 +221,13 @@ def _render_user(user: User, form=None, password_form=None, grant_form=None):
     grant_form.institution_id.choices = institution_choices(allow_platform=True)
     enrollments = db.session.scalars(select(Enrollment).where(Enrollment.user_id == user.id)).all()
     return render_template(
-        "lms/admin/user_edit.html", user=user, form=form or UserEditForm(obj=user),
-        password_form=password_form or PasswordResetForm(), grant_form=grant_form,
-        confirm_form=ConfirmForm(), enrollments=enrollments,
+        "lms/admin/user_edit.html",
+        user=user,
+        form=form or UserEditForm(obj=user),
+        password_form=password_form or PasswordResetForm(),
+        grant_form=grant_form,
+        confirm_form=ConfirmForm(),
+        enrollments=enrollments,
     )
 
 
@@ -283,9 +320,13 @@ def list_institutions():
         if form.validate():
             try:
                 institution = cohort_service.create_institution(
-                    code=form.code.data or "", name=form.name.data or "", name_en=form.name_en.data or "",
-                    kind=InstitutionKind(form.kind.data), timezone=form.timezone.data or "Asia/Shanghai",
-                    address=form.address.data or "", actor=current_user,
+                    code=form.code.data or "",
+                    name=form.name.data or "",
+                    name_en=form.name_en.data or "",
+                    kind=InstitutionKind(form.kind.data),
+                    timezone=form.timezone.data or "Asia/Shanghai",
+                    address=form.address.data or "",
+                    actor=current_user,
                 )
             except DomainError as exc:
                 form.code.errors.append(str(exc))
@@ -294,8 +335,9 @@ def list_institutions():
                 flash(_("Institution %(code)s created.", code=institution.code), "success")
                 return redirect(url_for("admin.list_institutions"), 303)
         status = 400
-    return render_template("lms/admin/institutions.html", institutions=institutions_for_admin(current_user),
-                           form=form), status
+    return render_template(
+        "lms/admin/institutions.html", institutions=institutions_for_admin(current_user), form=form
+    ), status
 
 
 @bp.route("/cohorts")
@@ -308,8 +350,9 @@ def list_cohorts():
 @access.roles(Role.ADMIN)
 def create_cohort():
     form = CohortForm()
-    form.course_id.choices = choices((c.id, c.display_title(_locale()))
-                                     for c in db.session.scalars(select(Course).order_by(Course.code)))
+    form.course_id.choices = choices(
+        (c.id, c.display_title(_locale())) for c in db.session.scalars(select(Course).order_by(Course.code))
+    )
     form.training_base_id.choices = institution_choices(InstitutionKind.TRAINING_BASE)
     trainers = db.session.scalars(
         select(User).where(User.grants.any(RoleGrant.role == Role.TRAINER)).order_by(User.username)
@@ -322,10 +365,15 @@ def create_cohort():
         assert course is not None and base is not None  # the choices came from the database
         try:
             cohort = cohort_service.create_cohort(
-                code=form.code.data or "", name=form.name.data or "", course=course, training_base=base,
-                starts_on=form.starts_on.data, ends_on=form.ends_on.data,
+                code=form.code.data or "",
+                name=form.name.data or "",
+                course=course,
+                training_base=base,
+                starts_on=form.starts_on.data,
+                ends_on=form.ends_on.data,
                 required_hours=form.required_hours.data,
-                trainers=[t for t in trainers if t.id in (form.trainer_ids.data or [])], actor=current_user,
+                trainers=[t for t in trainers if t.id in (form.trainer_ids.data or [])],
+                actor=current_user,
             )
         except DomainError as exc:
             form.code.errors.append(str(exc))
@@ -379,8 +427,12 @@ def enroll_trainees(cohort_id: int):
 def withdraw_enrollment(cohort_id: int, enrollment_id: int):
     cohort = db.session.get(Cohort, cohort_id)
     enrollment = db.session.get(Enrollment, enrollment_id)
-    if (cohort is None or enrollment is None or enrollment.cohort_id != cohort.id
-            or not cohort_service.can_administer_cohort(current_user, cohort)):
+    if (
+        cohort is None
+        or enrollment is None
+        or enrollment.cohort_id != cohort.id
+        or not cohort_service.can_administer_cohort(current_user, cohort)
+    ):
         abort(404)
     if not ConfirmForm().validate_on_submit():
         abort(400)

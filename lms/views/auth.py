@@ -42,7 +42,10 @@ def login():
     if form.validate_on_submit():
         try:
             user = accounts.authenticate(
-                form.username.data or "", form.password.data or "", request.remote_addr or "", throttle_policy()
+                form.username.data or "",
+                form.password.data or "",
+                request.remote_addr or "",
+                throttle_policy(),
             )
         except accounts.TooManyAttempts as exc:
             flash(str(exc), "error")

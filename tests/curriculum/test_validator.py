@@ -143,10 +143,17 @@ SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect widt
 NOTEBOOK = "exercises/ex01-double/ex01-double.ipynb"
 
 
-def _nbgrader(grade_id: str, *, grade: bool, solution: bool, locked: bool,
-              points: float | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"grade": grade, "solution": solution, "locked": locked, "grade_id": grade_id,
-                            "schema_version": 3, "task": False}
+def _nbgrader(
+    grade_id: str, *, grade: bool, solution: bool, locked: bool, points: float | None = None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "grade": grade,
+        "solution": solution,
+        "locked": locked,
+        "grade_id": grade_id,
+        "schema_version": 3,
+        "task": False,
+    }
     if points is not None:
         meta["points"] = points
     return {"nbgrader": meta}
@@ -156,18 +163,31 @@ def tiny_notebook() -> str:
     """An nbgrader source notebook: instructions, a solution, a graded test with hidden tests (2 points),
     and a manually graded markdown answer (1 point): 3 points in all."""
     cells = [
-        new_markdown_cell("# Exercise 1: doubling\n\nWrite `double(x)`.", id="intro",
-                          metadata=_nbgrader("intro", grade=False, solution=False, locked=True)),
-        new_code_cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
-                      id="solution",
-                      metadata=_nbgrader("double-solution", grade=False, solution=True, locked=False)),
-        new_code_cell("assert double(2) == 4\n### BEGIN HIDDEN TESTS\nassert double(-3) == -6\n"
-                      "### END HIDDEN TESTS", id="tests",
-                      metadata=_nbgrader("double-tests", grade=True, solution=False, locked=True, points=2)),
-        new_markdown_cell("Why is doubling linear?", id="question",
-                          metadata=_nbgrader("why-question", grade=False, solution=False, locked=True)),
-        new_markdown_cell("Because 2(a + b) = 2a + 2b.", id="answer", metadata=_nbgrader(
-            "why-answer", grade=True, solution=True, locked=False, points=1)),
+        new_markdown_cell(
+            "# Exercise 1: doubling\n\nWrite `double(x)`.",
+            id="intro",
+            metadata=_nbgrader("intro", grade=False, solution=False, locked=True),
+        ),
+        new_code_cell(
+            "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
+            id="solution",
+            metadata=_nbgrader("double-solution", grade=False, solution=True, locked=False),
+        ),
+        new_code_cell(
+            "assert double(2) == 4\n### BEGIN HIDDEN TESTS\nassert double(-3) == -6\n### END HIDDEN TESTS",
+            id="tests",
+            metadata=_nbgrader("double-tests", grade=True, solution=False, locked=True, points=2),
+        ),
+        new_markdown_cell(
+            "Why is doubling linear?",
+            id="question",
+            metadata=_nbgrader("why-question", grade=False, solution=False, locked=True),
+        ),
+        new_markdown_cell(
+            "Because 2(a + b) = 2a + 2b.",
+            id="answer",
+            metadata=_nbgrader("why-answer", grade=True, solution=True, locked=False, points=1),
+        ),
     ]
     kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
     notebook = new_notebook(cells=cells, metadata={"kernelspec": kernel})
@@ -311,112 +331,319 @@ TESTS_CELL = At('"grade_id": "double-tests"')
 #  what is wrong and what to do)
 VARIANTS: list[tuple[str, Mutation, str, int | At, tuple[str, ...]]] = [
     # YAML itself
-    ("yaml-syntax-course", sub("course.yaml", "code: TINY-1", "code: TINY: 1"), "course.yaml", 3,
-     ("YAML syntax: mapping values are not allowed here", "check the indentation")),
-    ("yaml-syntax-tab-in-module", sub(M2, "    minutes: 180", "\tminutes: 180"), M2, 9,
-     ("YAML syntax", "check the indentation, quotes and brackets")),
-    ("yaml-duplicate-key", sub(M1, "    competencies: [python-data]\n  - id: m01-quiz",
-                               "    competencies: [python-data]\n    minutes: 45\n  - id: m01-quiz"), M1, 14,
-     ("duplicate key 'minutes' (first at line 9)", "keep only one")),
-    ("yaml-key-is-a-list", sub("course.yaml", "  - modules/m02-practice.yaml\n",
-                               "  - modules/m02-practice.yaml\n[a, b]: 1\n"), "course.yaml", 25,
-     ("a key must be a plain name", "not a list or mapping")),
-    ("yaml-unknown-tag", sub("course.yaml", 'version: "2026.1"', 'version: !custom "2026.1"'),
-     "course.yaml", 4,
-     ("!custom", "remove the '!' tag")),
+    (
+        "yaml-syntax-course",
+        sub("course.yaml", "code: TINY-1", "code: TINY: 1"),
+        "course.yaml",
+        3,
+        ("YAML syntax: mapping values are not allowed here", "check the indentation"),
+    ),
+    (
+        "yaml-syntax-tab-in-module",
+        sub(M2, "    minutes: 180", "\tminutes: 180"),
+        M2,
+        9,
+        ("YAML syntax", "check the indentation, quotes and brackets"),
+    ),
+    (
+        "yaml-duplicate-key",
+        sub(
+            M1,
+            "    competencies: [python-data]\n  - id: m01-quiz",
+            "    competencies: [python-data]\n    minutes: 45\n  - id: m01-quiz",
+        ),
+        M1,
+        14,
+        ("duplicate key 'minutes' (first at line 9)", "keep only one"),
+    ),
+    (
+        "yaml-key-is-a-list",
+        sub("course.yaml", "  - modules/m02-practice.yaml\n", "  - modules/m02-practice.yaml\n[a, b]: 1\n"),
+        "course.yaml",
+        25,
+        ("a key must be a plain name", "not a list or mapping"),
+    ),
+    (
+        "yaml-unknown-tag",
+        sub("course.yaml", 'version: "2026.1"', 'version: !custom "2026.1"'),
+        "course.yaml",
+        4,
+        ("!custom", "remove the '!' tag"),
+    ),
     # schema_version
-    ("schema-version-too-new", sub("course.yaml", "schema_version: 1", "schema_version: 2"), "course.yaml", 1,
-     ("schema_version 2 is too new", "upgrade the LMS")),
-    ("schema-version-too-old", sub("course.yaml", "schema_version: 1", "schema_version: 0"), "course.yaml", 1,
-     ("schema_version 0 is too old", "convert the course with a release")),
-    ("schema-version-missing", sub("course.yaml", "schema_version: 1\n", ""), "course.yaml", 1,
-     ("schema_version is missing", "add e.g. 'schema_version: 1' at the top")),
-    ("schema-version-not-number", sub("course.yaml", "schema_version: 1", 'schema_version: "1"'),
-     "course.yaml", 1,
-     ("not a whole number", "add e.g. 'schema_version: 1'", "reads schema_version 1 to 1")),
+    (
+        "schema-version-too-new",
+        sub("course.yaml", "schema_version: 1", "schema_version: 2"),
+        "course.yaml",
+        1,
+        ("schema_version 2 is too new", "upgrade the LMS"),
+    ),
+    (
+        "schema-version-too-old",
+        sub("course.yaml", "schema_version: 1", "schema_version: 0"),
+        "course.yaml",
+        1,
+        ("schema_version 0 is too old", "convert the course with a release"),
+    ),
+    (
+        "schema-version-missing",
+        sub("course.yaml", "schema_version: 1\n", ""),
+        "course.yaml",
+        1,
+        ("schema_version is missing", "add e.g. 'schema_version: 1' at the top"),
+    ),
+    (
+        "schema-version-not-number",
+        sub("course.yaml", "schema_version: 1", 'schema_version: "1"'),
+        "course.yaml",
+        1,
+        ("not a whole number", "add e.g. 'schema_version: 1'", "reads schema_version 1 to 1"),
+    ),
     # schema: unknown keys, missing locales
-    ("unknown-key-course", sub("course.yaml", "  - modules/m02-practice.yaml\n",
-                               "  - modules/m02-practice.yaml\ncolour: blue\n"), "course.yaml", 25,
-     ("unknown key(s) 'colour' in the file", "allowed: code, competencies")),
-    ("unknown-key-unit", sub(M1, "    competencies: [python-data]\n  - id: m01-quiz",
-                             "    competencies: [python-data]\n    duration: 30\n  - id: m01-quiz"), M1, 14,
-     ("unknown key(s) 'duration' in units.0", "allowed: competencies, content, id, kind, minutes, title")),
-    ("missing-locale-course-title", sub("course.yaml", 'title: {zh_CN: "微型课程", en: "Tiny course"}',
-                                        'title: {zh_CN: "微型课程"}'), "course.yaml", 6,
-     ("title: missing locale en", "every text needs zh_CN and en")),
-    ("missing-locale-quiz-explanation", sub(QZ, '      en: "Zero is divisible by two."\n', ""), QZ, 23,
-     ("questions.2.explanation: missing locale en", "every text needs zh_CN and en")),
+    (
+        "unknown-key-course",
+        sub(
+            "course.yaml", "  - modules/m02-practice.yaml\n", "  - modules/m02-practice.yaml\ncolour: blue\n"
+        ),
+        "course.yaml",
+        25,
+        ("unknown key(s) 'colour' in the file", "allowed: code, competencies"),
+    ),
+    (
+        "unknown-key-unit",
+        sub(
+            M1,
+            "    competencies: [python-data]\n  - id: m01-quiz",
+            "    competencies: [python-data]\n    duration: 30\n  - id: m01-quiz",
+        ),
+        M1,
+        14,
+        ("unknown key(s) 'duration' in units.0", "allowed: competencies, content, id, kind, minutes, title"),
+    ),
+    (
+        "missing-locale-course-title",
+        sub("course.yaml", 'title: {zh_CN: "微型课程", en: "Tiny course"}', 'title: {zh_CN: "微型课程"}'),
+        "course.yaml",
+        6,
+        ("title: missing locale en", "every text needs zh_CN and en"),
+    ),
+    (
+        "missing-locale-quiz-explanation",
+        sub(QZ, '      en: "Zero is divisible by two."\n', ""),
+        QZ,
+        23,
+        ("questions.2.explanation: missing locale en", "every text needs zh_CN and en"),
+    ),
     # files named by the course
-    ("missing-module-file",
-     sub("course.yaml", "  - modules/m02-practice.yaml", "  - modules/m03-missing.yaml"), "course.yaml", 24,
-     ("file 'modules/m03-missing.yaml' does not exist", "create it or fix the path")),
-    ("missing-lesson-file", delete(LESSON_EN), M1, 12,
-     ("file 'lessons/m01-l01-intro.en.md' does not exist", "create it or fix the path")),
-    ("path-escapes-course", both(write("../outside.en.md", "# Outside\n"),
-                                 sub(M1, "en: lessons/m01-l01-intro.en.md", "en: ../outside.en.md")), M1, 12,
-     ("'../outside.en.md' points outside the course folder", "use a path relative to and inside")),
-    ("path-absolute", sub(M2, "en: labs/m02-lab.en.md", "en: /etc/hostname"), M2, 12,
-     ("'/etc/hostname' points outside the course folder", "use a path relative to and inside")),
+    (
+        "missing-module-file",
+        sub("course.yaml", "  - modules/m02-practice.yaml", "  - modules/m03-missing.yaml"),
+        "course.yaml",
+        24,
+        ("file 'modules/m03-missing.yaml' does not exist", "create it or fix the path"),
+    ),
+    (
+        "missing-lesson-file",
+        delete(LESSON_EN),
+        M1,
+        12,
+        ("file 'lessons/m01-l01-intro.en.md' does not exist", "create it or fix the path"),
+    ),
+    (
+        "path-escapes-course",
+        both(
+            write("../outside.en.md", "# Outside\n"),
+            sub(M1, "en: lessons/m01-l01-intro.en.md", "en: ../outside.en.md"),
+        ),
+        M1,
+        12,
+        ("'../outside.en.md' points outside the course folder", "use a path relative to and inside"),
+    ),
+    (
+        "path-absolute",
+        sub(M2, "en: labs/m02-lab.en.md", "en: /etc/hostname"),
+        M2,
+        12,
+        ("'/etc/hostname' points outside the course folder", "use a path relative to and inside"),
+    ),
     # ids and references
-    ("duplicate-unit-id-across-modules", sub(M2, "  - id: m02-lab", "  - id: m01-l01-intro"), M2, 6,
-     (f"duplicate id 'm01-l01-intro' (first used at {SLUG}/{M1}:6)", "ids must be unique in the course")),
-    ("undeclared-competency", sub(M1, "    competencies: [python-data]\n  - id: m01-quiz",
-                                  "    competencies: [python-data, ghost-skill]\n  - id: m01-quiz"), M1, 13,
-     ("competency 'ghost-skill' is not declared in course.yaml competencies",
-      "declare it there or fix the id")),
-    ("undeclared-work-function",
-     sub(M2, "work_functions: [wf-build]", "work_functions: [wf-build, wf-ghost]"), M2, 4,
-     ("work function 'wf-ghost' is not declared in course.yaml standard.work_functions",
-      "declare it there or fix the id")),
-    ("lab-practises-unknown-exercise",
-     sub(M2, "exercises: [ex01-double]", "exercises: [ex99-missing]"), M2, 13,
-     ("lab 'm02-lab' practises 'ex99-missing', which is not an exercise unit",
-      "list only ids of exercise units")),
-    ("lab-practises-a-lesson", sub(M2, "exercises: [ex01-double]", "exercises: [ex01-double, m01-l01-intro]"),
-     M2, 13, ("practises 'm01-l01-intro', which is not an exercise unit", "list only ids of exercise units")),
+    (
+        "duplicate-unit-id-across-modules",
+        sub(M2, "  - id: m02-lab", "  - id: m01-l01-intro"),
+        M2,
+        6,
+        (f"duplicate id 'm01-l01-intro' (first used at {SLUG}/{M1}:6)", "ids must be unique in the course"),
+    ),
+    (
+        "undeclared-competency",
+        sub(
+            M1,
+            "    competencies: [python-data]\n  - id: m01-quiz",
+            "    competencies: [python-data, ghost-skill]\n  - id: m01-quiz",
+        ),
+        M1,
+        13,
+        (
+            "competency 'ghost-skill' is not declared in course.yaml competencies",
+            "declare it there or fix the id",
+        ),
+    ),
+    (
+        "undeclared-work-function",
+        sub(M2, "work_functions: [wf-build]", "work_functions: [wf-build, wf-ghost]"),
+        M2,
+        4,
+        (
+            "work function 'wf-ghost' is not declared in course.yaml standard.work_functions",
+            "declare it there or fix the id",
+        ),
+    ),
+    (
+        "lab-practises-unknown-exercise",
+        sub(M2, "exercises: [ex01-double]", "exercises: [ex99-missing]"),
+        M2,
+        13,
+        (
+            "lab 'm02-lab' practises 'ex99-missing', which is not an exercise unit",
+            "list only ids of exercise units",
+        ),
+    ),
+    (
+        "lab-practises-a-lesson",
+        sub(M2, "exercises: [ex01-double]", "exercises: [ex01-double, m01-l01-intro]"),
+        M2,
+        13,
+        ("practises 'm01-l01-intro', which is not an exercise unit", "list only ids of exercise units"),
+    ),
     # hours
-    ("hours-online-wrong", sub("course.yaml", "  online: 1", "  online: 2"), "course.yaml", 17,
-     ("hours.online is 2 but the units add up to 1 hours (60 minutes)", "change the declaration")),
-    ("hours-total-wrong", sub("course.yaml", "  total: 4", "  total: 5"), "course.yaml", 16,
-     ("hours.total is 5 but the units add up to 4 hours (240 minutes)", "change the declaration")),
-    ("hours-lab-minutes-changed", sub(M2, "minutes: 180", "minutes: 150"), "course.yaml", 18,
-     ("hours.offline is 3 but the units add up to 2.5 hours (150 minutes)", "or the units' minutes")),
+    (
+        "hours-online-wrong",
+        sub("course.yaml", "  online: 1", "  online: 2"),
+        "course.yaml",
+        17,
+        ("hours.online is 2 but the units add up to 1 hours (60 minutes)", "change the declaration"),
+    ),
+    (
+        "hours-total-wrong",
+        sub("course.yaml", "  total: 4", "  total: 5"),
+        "course.yaml",
+        16,
+        ("hours.total is 5 but the units add up to 4 hours (240 minutes)", "change the declaration"),
+    ),
+    (
+        "hours-lab-minutes-changed",
+        sub(M2, "minutes: 180", "minutes: 150"),
+        "course.yaml",
+        18,
+        ("hours.offline is 3 but the units add up to 2.5 hours (150 minutes)", "or the units' minutes"),
+    ),
     # quizzes
-    ("quiz-answer-names-no-option", sub(QZ, "    answer: b", "    answer: z"), QZ, 8,
-     ("question 'q1': answer 'z' names no option", "options are a, b")),
-    ("quiz-multiple-one-bad-id", sub(QZ, "answer: [a, c]", "answer: [a, x]"), QZ, 17,
-     ("question 'q2': answer 'x' names no option", "options are a, b, c")),
+    (
+        "quiz-answer-names-no-option",
+        sub(QZ, "    answer: b", "    answer: z"),
+        QZ,
+        8,
+        ("question 'q1': answer 'z' names no option", "options are a, b"),
+    ),
+    (
+        "quiz-multiple-one-bad-id",
+        sub(QZ, "answer: [a, c]", "answer: [a, x]"),
+        QZ,
+        17,
+        ("question 'q2': answer 'x' names no option", "options are a, b, c"),
+    ),
     # Markdown
-    ("image-missing", sub(LESSON_EN, "(images/doubling.svg)", "(images/nope.svg)"), LESSON_EN, 5,
-     ("image 'images/nope.svg' does not exist", "add it to images/ or fix the path")),
-    ("image-remote-url", sub(LESSON_EN, "(images/doubling.svg)", "(https://example.com/doubling.png)"),
-     LESSON_EN, 5, ("image 'https://example.com/doubling.png' is not a course file", "put it in images/")),
-    ("image-outside-images-in-lab-plan",
-     sub(LAB_ZH, "两人一组", "![图](../doubling.svg)\n两人一组"), LAB_ZH, 3,
-     ("image '../doubling.svg'", "must be a file under images/")),
+    (
+        "image-missing",
+        sub(LESSON_EN, "(images/doubling.svg)", "(images/nope.svg)"),
+        LESSON_EN,
+        5,
+        ("image 'images/nope.svg' does not exist", "add it to images/ or fix the path"),
+    ),
+    (
+        "image-remote-url",
+        sub(LESSON_EN, "(images/doubling.svg)", "(https://example.com/doubling.png)"),
+        LESSON_EN,
+        5,
+        ("image 'https://example.com/doubling.png' is not a course file", "put it in images/"),
+    ),
+    (
+        "image-outside-images-in-lab-plan",
+        sub(LAB_ZH, "两人一组", "![图](../doubling.svg)\n两人一组"),
+        LAB_ZH,
+        3,
+        ("image '../doubling.svg'", "must be a file under images/"),
+    ),
     # notebooks
-    ("notebook-not-json", write(NOTEBOOK, NOT_JSON), NOTEBOOK, 3,
-     ("not valid JSON", "save the notebook again from Jupyter")),
-    ("notebook-nbformat-3", write(NOTEBOOK, NBFORMAT_3), NOTEBOOK, 4,
-     ("nbformat 3 is not supported", "save the notebook as nbformat 4")),
-    ("notebook-no-solution-region",
-     notebook(_strip_solution_markers), NOTEBOOK, At('"grade_id": "double-solution"'),
-     ("cell 2 (double-solution): a code solution cell needs a '### BEGIN SOLUTION'", "region")),
-    ("notebook-no-solution-cell", notebook(_no_solution_cells), NOTEBOOK, 1,
-     ("no solution region", "mark at least one cell as an nbgrader solution")),
-    ("notebook-graded-cell-without-points", notebook(_drop_points), NOTEBOOK, TESTS_CELL,
-     ("cell 3 (double-tests): a graded cell needs", "non-negative 'points'")),
-    ("notebook-duplicate-grade-id",
-     notebook(_duplicate_grade_id), NOTEBOOK, At('"grade_id": "double-tests"', nth=2),
-     ("cell 5 (double-tests): grade_id 'double-tests' is used twice (first in cell 3)",
-      "give each cell its own grade_id")),
-    ("notebook-hidden-tests-unpaired", notebook(_unpair_hidden_tests), NOTEBOOK, TESTS_CELL,
-     ("'### BEGIN HIDDEN TESTS' and '### END HIDDEN TESTS' do not pair up",)),
-    ("notebook-cell-without-id", notebook(_drop_cell_id), NOTEBOOK, 1,
-     ("a cell has no 'id'", "open and save the notebook in Jupyter")),
-    ("points-mismatch", sub(M2, "points: 3", "points: 5"), NOTEBOOK, 1,
-     ("the graded cells' points add up to 3, but the unit declares 5",
-      "change the unit's points or the cells' points")),
+    (
+        "notebook-not-json",
+        write(NOTEBOOK, NOT_JSON),
+        NOTEBOOK,
+        3,
+        ("not valid JSON", "save the notebook again from Jupyter"),
+    ),
+    (
+        "notebook-nbformat-3",
+        write(NOTEBOOK, NBFORMAT_3),
+        NOTEBOOK,
+        4,
+        ("nbformat 3 is not supported", "save the notebook as nbformat 4"),
+    ),
+    (
+        "notebook-no-solution-region",
+        notebook(_strip_solution_markers),
+        NOTEBOOK,
+        At('"grade_id": "double-solution"'),
+        ("cell 2 (double-solution): a code solution cell needs a '### BEGIN SOLUTION'", "region"),
+    ),
+    (
+        "notebook-no-solution-cell",
+        notebook(_no_solution_cells),
+        NOTEBOOK,
+        1,
+        ("no solution region", "mark at least one cell as an nbgrader solution"),
+    ),
+    (
+        "notebook-graded-cell-without-points",
+        notebook(_drop_points),
+        NOTEBOOK,
+        TESTS_CELL,
+        ("cell 3 (double-tests): a graded cell needs", "non-negative 'points'"),
+    ),
+    (
+        "notebook-duplicate-grade-id",
+        notebook(_duplicate_grade_id),
+        NOTEBOOK,
+        At('"grade_id": "double-tests"', nth=2),
+        (
+            "cell 5 (double-tests): grade_id 'double-tests' is used twice (first in cell 3)",
+            "give each cell its own grade_id",
+        ),
+    ),
+    (
+        "notebook-hidden-tests-unpaired",
+        notebook(_unpair_hidden_tests),
+        NOTEBOOK,
+        TESTS_CELL,
+        ("'### BEGIN HIDDEN TESTS' and '### END HIDDEN TESTS' do not pair up",),
+    ),
+    (
+        "notebook-cell-without-id",
+        notebook(_drop_cell_id),
+        NOTEBOOK,
+        1,
+        ("a cell has no 'id'", "open and save the notebook in Jupyter"),
+    ),
+    (
+        "points-mismatch",
+        sub(M2, "points: 3", "points: 5"),
+        NOTEBOOK,
+        1,
+        (
+            "the graded cells' points add up to 3, but the unit declares 5",
+            "change the unit's points or the cells' points",
+        ),
+    ),
 ]
 
 
@@ -435,8 +662,9 @@ def test_the_small_course_is_clean(course: Path) -> None:
     assert set(files.assets) == {"images/doubling.svg"}
 
 
-@pytest.mark.parametrize(("mutate", "suffix", "line", "fragments"), [v[1:] for v in VARIANTS],
-                         ids=[v[0] for v in VARIANTS])
+@pytest.mark.parametrize(
+    ("mutate", "suffix", "line", "fragments"), [v[1:] for v in VARIANTS], ids=[v[0] for v in VARIANTS]
+)
 def test_a_broken_course_is_rejected_with_file_line_and_advice(
     course: Path, mutate: Mutation, suffix: str, line: int | At, fragments: tuple[str, ...]
 ) -> None:
@@ -449,8 +677,9 @@ def test_a_broken_course_is_rejected_with_file_line_and_advice(
     if isinstance(line, At):
         assert expected_line > 1, "the notebook line must point into the file, not at its top"
     listing = "\n".join(map(str, problems))
-    matching = [p for p in problems
-                if p.file.endswith(f"{SLUG}/{suffix}") and all(f in p.message for f in fragments)]
+    matching = [
+        p for p in problems if p.file.endswith(f"{SLUG}/{suffix}") and all(f in p.message for f in fragments)
+    ]
     assert len(matching) == 1, f"expected exactly one {suffix} problem saying {fragments}; got:\n{listing}"
     assert matching[0].line == expected_line, f"expected line {expected_line}; got:\n{listing}"
 
@@ -501,8 +730,14 @@ def test_shipped_notebooks_have_hidden_tests_and_a_manually_graded_answer(shippe
     for unit in exercises:
         cells = nbformat.reads(unit.notebook, as_version=4).cells
         meta = [(c, c.metadata.get("nbgrader", {})) for c in cells]
-        hidden = [c for c, m in meta if c.cell_type == "code" and m.get("grade")
-                  and "### BEGIN HIDDEN TESTS" in c.source and "### END HIDDEN TESTS" in c.source]
+        hidden = [
+            c
+            for c, m in meta
+            if c.cell_type == "code"
+            and m.get("grade")
+            and "### BEGIN HIDDEN TESTS" in c.source
+            and "### END HIDDEN TESTS" in c.source
+        ]
         manual = [c for c, m in meta if c.cell_type == "markdown" and m.get("grade") and m.get("solution")]
         assert hidden, f"{unit.id}: no hidden-test block"
         assert manual, f"{unit.id}: no manually graded markdown answer"

@@ -38,12 +38,18 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     """`lms run` in a subprocess, sharing the test database."""
     port = _free_port()
     instance = tmp_path_factory.mktemp("live-instance")
-    env = dict(os.environ, LMS_DATABASE_URL=database_url, LMS_SECRET_KEY="e2e-secret",
-               LMS_INSTANCE_PATH=str(instance))
+    env = dict(
+        os.environ,
+        LMS_DATABASE_URL=database_url,
+        LMS_SECRET_KEY="e2e-secret",
+        LMS_INSTANCE_PATH=str(instance),
+    )
     log = open(instance / "server.log", "w")  # noqa: SIM115  (closed below)
     process = subprocess.Popen(
         [sys.executable, "-m", "lms", "run", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:

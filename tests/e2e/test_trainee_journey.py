@@ -10,8 +10,9 @@ def demo(app):
     return load_demo("lms-demo")
 
 
-@pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 900}],
-                         ids=["phone", "desktop"])
+@pytest.mark.parametrize(
+    "viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 900}], ids=["phone", "desktop"]
+)
 def test_trainee_signs_in_in_chinese_switches_to_english_and_signs_out(
     demo, live_server, browser, shoot, viewport
 ):

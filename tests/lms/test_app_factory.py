@@ -28,8 +28,9 @@ def test_plugins_come_from_entry_points_filtered_by_config(tmp_path):
 
 
 def test_config_layers_instance_file_then_environment_then_mapping(tmp_path, monkeypatch):
-    (tmp_path / "config.py").write_text("SECRET_KEY = 'from-file'\nLOGIN_FAILURES_PER_ACCOUNT = 7\n"
-                                        "PUBLIC_URL = 'https://lms.example.cn'\n")
+    (tmp_path / "config.py").write_text(
+        "SECRET_KEY = 'from-file'\nLOGIN_FAILURES_PER_ACCOUNT = 7\nPUBLIC_URL = 'https://lms.example.cn'\n"
+    )
     monkeypatch.setenv("LMS_LOGIN_FAILURES_PER_ACCOUNT", "9")
     monkeypatch.setenv("LMS_INSTANCE_PATH", str(tmp_path))
     app = create_app()
@@ -41,8 +42,13 @@ def test_config_layers_instance_file_then_environment_then_mapping(tmp_path, mon
 
 
 def test_postgres_urls_use_psycopg3(tmp_path):
-    app = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "x",
-                      "DATABASE_URL": "postgresql://u@127.0.0.1:5432/lms"})
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "SECRET_KEY": "x",
+            "DATABASE_URL": "postgresql://u@127.0.0.1:5432/lms",
+        }
+    )
     assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@127.0.0.1:5432/lms"
 
 
@@ -54,14 +60,22 @@ def test_cookies_are_httponly_and_lax_and_not_secure_on_plain_http(app):
 
 def test_lms_help_is_fast_and_lists_plugin_commands():
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "lms", "--help"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "lms", "--help"], capture_output=True, text=True, check=True
+    )
     elapsed = time.perf_counter() - started
     assert "init" in result.stdout and "demo" in result.stdout and "users" in result.stdout
     # Not a speed test: a guard that --help imports neither Flask's app nor nbgrader.
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, lms.cli; lms.cli.main(['--help'], standalone_mode=False);"
-         "print(sorted(m for m in ('nbgrader', 'flask_sqlalchemy', 'sqlalchemy') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, lms.cli; lms.cli.main(['--help'], standalone_mode=False);"
+            "print(sorted(m for m in ('nbgrader', 'flask_sqlalchemy', 'sqlalchemy') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stdout.strip().splitlines()[-1] == "[]"
     assert elapsed < 30

@@ -15,7 +15,9 @@ def test_wrong_password_and_unknown_user_get_same_message_and_401(client, auth, 
     wrong = auth.login("trainee1", "not-the-password")
     unknown = auth.login("nobody-here", PASSWORD)
     assert wrong.status_code == unknown.status_code == 401
-    assert "Wrong username or password" in wrong.get_data(as_text=True) or "用户名或密码错误" in wrong.get_data(as_text=True)
+    assert "Wrong username or password" in wrong.get_data(
+        as_text=True
+    ) or "用户名或密码错误" in wrong.get_data(as_text=True)
     assert db.session.query(LoginFailure).count() == 2
 
 
@@ -49,8 +51,15 @@ def test_deactivated_user_cannot_sign_in(client, auth, people):
 
 def test_open_redirect_after_login_is_ignored(client, auth, people):
     csrf = auth.csrf()
-    response = client.post("/login", data={"username": "trainee1", "password": PASSWORD, "csrf_token": csrf,
-                                           "next": "https://evil.example/"})
+    response = client.post(
+        "/login",
+        data={
+            "username": "trainee1",
+            "password": PASSWORD,
+            "csrf_token": csrf,
+            "next": "https://evil.example/",
+        },
+    )
     assert response.headers["Location"].endswith("/dashboard")
 
 

@@ -22,9 +22,25 @@ def extracted(tmp_path_factory) -> set[str]:
     """Every UI string in the code and templates, extracted as `make extract-messages` does."""
     pot = tmp_path_factory.mktemp("pot") / "messages.pot"
     subprocess.run(
-        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F", "babel.cfg", "-k", "_l",
-         "-k", "lazy_gettext", "--no-location", "-o", str(pot), "."],
-        cwd=ROOT, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "babel.messages.frontend",
+            "extract",
+            "-F",
+            "babel.cfg",
+            "-k",
+            "_l",
+            "-k",
+            "lazy_gettext",
+            "--no-location",
+            "-o",
+            str(pot),
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     with pot.open("rb") as handle:
         return {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(handle) if m.id}
@@ -40,8 +56,7 @@ def test_every_ui_string_has_a_chinese_translation(extracted, chinese):
     translated = {
         (m.id if isinstance(m.id, str) else m.id[0])
         for m in chinese
-        if m.id and m.string and all(m.string if isinstance(m.string, tuple) else [m.string])
-        and not m.fuzzy
+        if m.id and m.string and all(m.string if isinstance(m.string, tuple) else [m.string]) and not m.fuzzy
     }
     missing = sorted(extracted - translated)
     assert not missing, f"{len(missing)} untranslated: {missing[:20]}"
@@ -63,13 +78,16 @@ def test_chinese_is_the_default(client, people):
     assert '<html lang="zh-CN">' in page and "登录" in page
 
 
-@pytest.mark.parametrize(("header", "lang"), [
-    ("en-US,en;q=0.9", "en"),
-    ("zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"),
-    ("zh-TW", "zh-CN"),
-    ("fr-FR, en;q=0.5", "en"),
-    ("de-DE", "zh-CN"),
-])
+@pytest.mark.parametrize(
+    ("header", "lang"),
+    [
+        ("en-US,en;q=0.9", "en"),
+        ("zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"),
+        ("zh-TW", "zh-CN"),
+        ("fr-FR, en;q=0.5", "en"),
+        ("de-DE", "zh-CN"),
+    ],
+)
 def test_accept_language_picks_a_supported_locale(client, header, lang):
     page = client.get("/login", headers={"Accept-Language": header}).get_data(as_text=True)
     assert f'<html lang="{lang}">' in page
@@ -89,7 +107,9 @@ def test_switcher_sets_the_session_for_visitors_and_the_account_for_users(client
     assert response.status_code == 303 and response.headers["Location"].endswith("/login")
     assert '<html lang="en">' in client.get("/login").get_data(as_text=True)
     auth.login("trainee1")
-    client.post("/locale", data={"locale": "zh_CN", "next": "//evil.example/", "csrf_token": auth.csrf("/dashboard")})
+    client.post(
+        "/locale", data={"locale": "zh_CN", "next": "//evil.example/", "csrf_token": auth.csrf("/dashboard")}
+    )
     assert db.session.get(type(people["trainee"]), people["trainee"].id).locale == "zh_CN"
 
 

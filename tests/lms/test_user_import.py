@@ -121,23 +121,27 @@ def test_import_is_audited(cohort, people):
 
 def test_one_bad_row_among_good_rows_imports_nothing(cohort):
     before = user_count()
-    problems = rejected(csv_bytes(
-        f"good-one,甲,a@example.com,,,{COHORT}",
-        f"bad-mail,乙,not-an-email,,,{COHORT}",
-        f"good-two,丙,c@example.com,,,{COHORT}",
-    ))
+    problems = rejected(
+        csv_bytes(
+            f"good-one,甲,a@example.com,,,{COHORT}",
+            f"bad-mail,乙,not-an-email,,,{COHORT}",
+            f"good-two,丙,c@example.com,,,{COHORT}",
+        )
+    )
     assert problems == [Problem(3, "'not-an-email' is not a valid e-mail address.")]
     assert user_count() == before  # nothing was even flushed
     assert db.session.scalar(select(func.count()).select_from(Enrollment)) == 0
 
 
 def test_every_bad_row_is_reported_not_just_the_first(cohort):
-    problems = rejected(csv_bytes(
-        f"Bad Name,甲,,,,{COHORT}",
-        f"fine-user,乙,,,,{COHORT}",
-        f"no-name,,,,,{COHORT}",
-        f"bad-phone,丁,,call me,,{COHORT}",
-    ))
+    problems = rejected(
+        csv_bytes(
+            f"Bad Name,甲,,,,{COHORT}",
+            f"fine-user,乙,,,,{COHORT}",
+            f"no-name,,,,,{COHORT}",
+            f"bad-phone,丁,,call me,,{COHORT}",
+        )
+    )
     assert [p.row for p in problems] == [2, 4, 5]
     assert "Username must be" in problems[0].message
     assert problems[1].message == "Real name is required."
@@ -170,19 +174,23 @@ def test_header_only_is_one_problem(cohort):
 
 
 def test_duplicate_username_in_file_points_at_the_first_occurrence(cohort):
-    problems = rejected(csv_bytes(
-        f"twin,甲,,,,{COHORT}",
-        f"other,乙,,,,{COHORT}",
-        f"TWIN,丙,,,,{COHORT}",
-    ))
+    problems = rejected(
+        csv_bytes(
+            f"twin,甲,,,,{COHORT}",
+            f"other,乙,,,,{COHORT}",
+            f"TWIN,丙,,,,{COHORT}",
+        )
+    )
     assert problems == [Problem(4, "Username 'twin' also appears on line 2.")]
 
 
 def test_duplicate_email_in_file_is_reported(cohort):
-    problems = rejected(csv_bytes(
-        f"first,甲,same@example.com,,,{COHORT}",
-        f"second,乙,SAME@example.com,,,{COHORT}",
-    ))
+    problems = rejected(
+        csv_bytes(
+            f"first,甲,same@example.com,,,{COHORT}",
+            f"second,乙,SAME@example.com,,,{COHORT}",
+        )
+    )
     assert problems == [Problem(3, "E-mail address 'SAME@example.com' also appears on line 2.")]
 
 
@@ -250,9 +258,9 @@ def test_too_large_file_is_one_problem(cohort):
 
 def test_too_many_rows_is_one_problem(cohort):
     data = csv_bytes(*[f"user{i:03d},用户,,,,{COHORT}" for i in range(4)])
-    assert rejected(data, max_rows=3) == [Problem(
-        None, "The file has 4 rows; at most 3 can be imported at once. Split it into smaller files."
-    )]
+    assert rejected(data, max_rows=3) == [
+        Problem(None, "The file has 4 rows; at most 3 can be imported at once. Split it into smaller files.")
+    ]
     assert run_import(data, max_rows=4).created == 4
 
 
@@ -275,8 +283,12 @@ def test_dry_run_checks_and_writes_nothing(cohort):
     result = run_import(csv_bytes(f"dry,甲,,,,{COHORT}", f"run,乙,,,,{COHORT}"), dry_run=True)
     assert (result.created, result.enrolled, result.usernames) == (2, 2, ["dry", "run"])
     assert user_count() == before
-    assert db.session.scalar(select(func.count()).select_from(AuditLog)
-                             .where(AuditLog.action == "users.imported")) == 0
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(AuditLog).where(AuditLog.action == "users.imported")
+        )
+        == 0
+    )
     assert rejected(csv_bytes(f"trainee1,甲,,,,{COHORT}"), dry_run=True)[0].row == 2
 
 
@@ -313,8 +325,11 @@ def test_trainee_cannot_open_or_post_to_the_import_page(client, auth, cohort):
     auth.login("trainee1")
     assert client.get(PAGE).status_code == 403
     before = user_count()
-    response = auth.post(PAGE, {"file": (io.BytesIO(csv_bytes(f"x-user,甲,,,,{COHORT}")), "t.csv")},
-                         content_type="multipart/form-data")
+    response = auth.post(
+        PAGE,
+        {"file": (io.BytesIO(csv_bytes(f"x-user,甲,,,,{COHORT}")), "t.csv")},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 403
     assert user_count() == before
 
@@ -333,9 +348,14 @@ def test_admin_imports_a_gbk_file_through_the_page(client, auth, cohort):
 def test_page_lists_every_problem_with_its_line_and_imports_nothing(client, auth, cohort):
     auth.login("admin1")
     before = user_count()
-    response = upload(auth, csv_bytes(
-        f"ok-user,甲,,,,{COHORT}", f"trainee1,乙,,,,{COHORT}", "lost,丙,,,,NOPE",
-    ))
+    response = upload(
+        auth,
+        csv_bytes(
+            f"ok-user,甲,,,,{COHORT}",
+            f"trainee1,乙,,,,{COHORT}",
+            "lost,丙,,,,NOPE",
+        ),
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "<td>3</td><td>Username &#39;trainee1&#39; is already taken.</td>" in page
@@ -371,8 +391,9 @@ def test_50_mb_upload_gets_413_not_500_and_writes_nothing(client, auth, cohort):
     before = user_count()
     data = csv_bytes(f"huge,巨大,,,,{COHORT}") + b"x" * (50 * 1024 * 1024)
     # Encoded in memory: the test client would spool a body this big to a temporary file it never closes.
-    boundary, body = encode_multipart({"csrf_token": auth.csrf(PAGE),
-                                       "file": FileStorage(io.BytesIO(data), "trainees.csv")})
+    boundary, body = encode_multipart(
+        {"csrf_token": auth.csrf(PAGE), "file": FileStorage(io.BytesIO(data), "trainees.csv")}
+    )
     response = client.post(PAGE, data=body, content_type=f"multipart/form-data; boundary={boundary}")
     assert response.status_code == 413
     assert "The upload is too large." in response.get_data(as_text=True)
