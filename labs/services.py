@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 
 from labs import signals
@@ -53,9 +55,17 @@ class BookingRefused(DomainError):
 
 
 class AlreadyBooked(BookingRefused):
-    def __init__(self, message: str, booking: Booking) -> None:
+    """The trainee holds a place already; the caller must roll back (the seat counter may have moved)."""
+
+    def __init__(self, message: str, booking: Booking | None) -> None:
         super().__init__(message)
         self.booking = booking
+
+
+def _rows_changed(statement) -> int:
+    """Execute an UPDATE and say how many rows it changed."""
+    result = db.session.execute(statement.execution_options(synchronize_session=False))
+    return int(cast(CursorResult, result).rowcount)
 
 
 def active_trainee_count(cohort: Cohort) -> int:
@@ -299,12 +309,11 @@ def book_seat(trainee: User, occurrence: LabOccurrence, now: datetime | None = N
             )
         )
     got_seat = (
-        db.session.execute(
+        _rows_changed(
             update(LabOccurrence)
             .where(LabOccurrence.id == occurrence.id, LabOccurrence.booked_count < LabOccurrence.seats)
             .values(booked_count=LabOccurrence.booked_count + 1)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         == 1
     )
     state = BookingState.BOOKED if got_seat else BookingState.WAITLISTED
@@ -372,12 +381,11 @@ def _promote_first_waiting(occurrence_id: int) -> Booking | None:
         if first is None:
             return None
         # Guarded by the state, so two cancellations at once cannot promote the same trainee twice.
-        changed = db.session.execute(
+        changed = _rows_changed(
             update(Booking)
             .where(Booking.id == first, Booking.state == BookingState.WAITLISTED)
             .values(state=BookingState.BOOKED, waitlisted_at=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        )
         if changed == 1:
             booking = db.session.get(Booking, first)
             assert booking is not None
