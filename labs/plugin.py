@@ -24,6 +24,10 @@ class LabsPlugin(Plugin):
 
     def init_app(self, app: Flask) -> None:
         from labs import models  # noqa: F401  (registers the labs tables on the shared metadata)
+        from labs.demo import load_labs_demo
+        from lms import signals
+
+        signals.demo_loaded.connect(load_labs_demo, weak=False)
 
     def cli(self) -> click.Group:
         from labs.cli import labs_group
