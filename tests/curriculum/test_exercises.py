@@ -30,6 +30,8 @@ import pytest
 from curriculum.loader import load_course
 from curriculum.model import Unit
 
+pytestmark = pytest.mark.content
+
 SHIPPED = Path(__file__).resolve().parents[2] / "curriculum" / "courses" / "ai-engineering-technician-primary"
 COURSE_ID = "aiet-p-exercises"
 MODEL = "model-student"  # hands in the source notebook, solutions included
