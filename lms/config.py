@@ -40,3 +40,11 @@ USER_IMPORT_MAX_BYTES = 2 * 1024 * 1024
 USER_IMPORT_MAX_ROWS = 5000
 
 API_TOKEN_LIFETIME_DAYS = 90
+
+# Online units: active reading time is measured in the browser and sent as heartbeats.
+# A completed online unit credits its minutes once active time reaches this share of them.
+ONLINE_CREDIT_SHARE = 0.5
+# How often the browser reports active seconds (the client's interval).
+HEARTBEAT_SECONDS = 15
+# The most one heartbeat may add, whatever it claims (also capped by real elapsed time).
+HEARTBEAT_MAX_SECONDS = 30

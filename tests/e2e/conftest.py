@@ -43,6 +43,9 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         LMS_DATABASE_URL=database_url,
         LMS_SECRET_KEY="e2e-secret",
         LMS_INSTANCE_PATH=str(instance),
+        # Credit a unit after a few seconds of real, measured reading instead of twenty minutes.
+        LMS_ONLINE_CREDIT_SHARE="0.002",
+        LMS_HEARTBEAT_SECONDS="1",
     )
     log = open(instance / "server.log", "w")  # noqa: SIM115  (closed below)
     process = subprocess.Popen(
