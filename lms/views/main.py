@@ -1,8 +1,10 @@
 """The home redirect and the role dashboards."""
 
 from datetime import date
+from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -10,6 +12,7 @@ from lms import access
 from lms.extensions import db
 from lms.models import Cohort, Enrollment, EnrollmentStatus, Institution, Role
 from lms.services import cohorts as cohort_service
+from lms.services import progress
 from lms.services.hours import cohort_hours, hours_summary
 
 bp = Blueprint("main", __name__)
@@ -34,16 +37,25 @@ def plugin_panels(role: Role) -> list:
 @access.signed_in
 def dashboard():
     user = current_user
-    sections = {}
+    sections: dict[str, dict[str, Any]] = {}
     today = date.today()
     if user.has_role(Role.TRAINEE):
         enrollments = db.session.scalars(
-            select(Enrollment).join(Cohort).where(
-                Enrollment.user_id == user.id, Enrollment.status != EnrollmentStatus.WITHDRAWN
-            ).order_by(Cohort.starts_on.desc())
+            select(Enrollment)
+            .join(Cohort)
+            .where(Enrollment.user_id == user.id, Enrollment.status != EnrollmentStatus.WITHDRAWN)
+            .order_by(Cohort.starts_on.desc())
         ).all()
         sections["trainee"] = {
-            "rows": [(e, hours_summary(user, e.cohort)) for e in enrollments],
+            "rows": [
+                {
+                    "enrollment": e,
+                    "summary": hours_summary(user, e.cohort),
+                    "modules": progress.module_progress(user, e.cohort),
+                    "next": progress.next_units(user, e.cohort, today=today),
+                }
+                for e in enrollments
+            ],
             "panels": plugin_panels(Role.TRAINEE),
         }
     if user.has_role(Role.TRAINER):
@@ -55,7 +67,8 @@ def dashboard():
             active = [e for e in cohort.enrollments if e.status != EnrollmentStatus.WITHDRAWN]
             minutes = cohort_hours(cohort)
             required = cohort.required_hours * 60
-            behind = sum(1 for e in active if required and minutes.get(e.user_id, 0) < 0.8 * required * _expected_share(cohort, today))
+            expected = required * progress.expected_share(cohort, today)
+            behind = sum(1 for e in active if progress.is_behind(minutes.get(e.user_id, 0), expected))
             mean = sum(minutes.get(e.user_id, 0) for e in active) / len(active) / 60 if active else 0.0
             rows.append({"cohort": cohort, "trainees": len(active), "mean_hours": mean, "behind": behind})
         sections["trainer"] = {"rows": rows, "panels": plugin_panels(Role.TRAINER)}
@@ -69,13 +82,18 @@ def dashboard():
             "institution_count": db.session.query(Institution).count(),
             "panels": plugin_panels(Role.ADMIN),
         }
-    return render_template("lms/dashboard.html", sections=sections, today=today)
+    return render_template(
+        "lms/dashboard.html",
+        sections=sections,
+        today=today,
+        localized=progress.localized,
+        unit_kinds=unit_kind_labels(),
+    )
 
 
-def _expected_share(cohort: Cohort, today: date) -> float:
-    """The share of the hours a trainee on schedule has by today (linear over the cohort's dates)."""
-    span = (cohort.ends_on - cohort.starts_on).days or 1
-    return max(0.0, min(1.0, (today - cohort.starts_on).days / span))
+def unit_kind_labels() -> dict[str, str]:
+    """The unit kinds as a trainee reads them."""
+    return {"lesson": _("Lesson"), "quiz": _("Quiz"), "lab": _("Lab"), "exercise": _("Exercise")}
 
 
 @bp.route("/cohorts/<int:cohort_id>")
@@ -91,8 +109,12 @@ def show_cohort(cohort_id: int):
     minutes = cohort_hours(cohort)
     enrollments = sorted(cohort.enrollments, key=lambda e: e.user.username)
     return render_template(
-        "lms/cohort.html", cohort=cohort, enrollments=enrollments, minutes=minutes,
+        "lms/cohort.html",
+        cohort=cohort,
+        enrollments=enrollments,
+        minutes=minutes,
         can_administer=cohort_service.can_administer_cohort(current_user, cohort),
-        enroll_form=EnrollForm(), confirm_form=ConfirmForm(),
+        enroll_form=EnrollForm(),
+        confirm_form=ConfirmForm(),
         panels=plugin_panels(Role.TRAINER),
     )
