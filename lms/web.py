@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, abort, current_app, jsonify, render_template, request
 from flask_babel import gettext, lazy_gettext
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -100,6 +100,16 @@ def handle_unexpected(error: Exception) -> Any:
     return _error_response(500, _messages()[500])
 
 
+MAX_ID = 2**31 - 1  # row ids are 32-bit integers on PostgreSQL
+
+
+def refuse_impossible_ids() -> None:
+    """An id in the URL that no row can have is a 404 before any query (PostgreSQL would refuse it)."""
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            abort(404)
+
+
 def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = lazy_gettext("Please sign in to continue.")
@@ -107,10 +117,11 @@ def init_app(app: Flask) -> None:
 
     from lms.api import bp as api_bp
     from lms.services.hours import connect_receivers
-    from lms.views import account, admin, auth, main
+    from lms.views import account, admin, auth, learn, main, reports
 
-    for blueprint in (auth.bp, main.bp, account.bp, admin.bp, api_bp):
+    for blueprint in (auth.bp, main.bp, account.bp, admin.bp, learn.bp, reports.bp, api_bp):
         app.register_blueprint(blueprint)
+    app.before_request(refuse_impossible_ids)
     app.before_request(enforce_access)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)

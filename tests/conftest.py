@@ -70,6 +70,8 @@ def app_config(database_url: str, tmp_path: Path) -> dict[str, Any]:
         "DATABASE_URL": database_url,
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "PROPAGATE_UNEXPECTED_ERRORS": False,
+        # Tests read messages in English; test_i18n and the browser tests cover the Chinese default.
+        "BABEL_DEFAULT_LOCALE": "en",
     }
 
 

@@ -11,6 +11,7 @@ from lms.extensions import db
 from lms.models import Cohort, Enrollment, Role, RoleGrant, User
 from lms.services import cohorts as cohort_service
 from lms.services.hours import hours_summary
+from lms.web import MAX_ID
 
 #: The largest integer the databases store (signed 64 bits); SQLite raises on larger query parameters, so
 #: larger ids cannot match anything and larger offsets are clamped.
@@ -39,10 +40,17 @@ def cohort_json(cohort: Cohort) -> dict[str, Any]:
         "id": cohort.id,
         "code": cohort.code,
         "name": cohort.name,
-        "course": {"id": cohort.course.id, "code": cohort.course.code, "title": cohort.course.title,
-                   "title_en": cohort.course.title_en},
-        "training_base": {"id": cohort.training_base.id, "code": cohort.training_base.code,
-                          "name": cohort.training_base.name},
+        "course": {
+            "id": cohort.course.id,
+            "code": cohort.course.code,
+            "title": cohort.course.title,
+            "title_en": cohort.course.title_en,
+        },
+        "training_base": {
+            "id": cohort.training_base.id,
+            "code": cohort.training_base.code,
+            "name": cohort.training_base.name,
+        },
         "starts_on": cohort.starts_on.isoformat(),
         "ends_on": cohort.ends_on.isoformat(),
         "required_hours": cohort.required_hours,
@@ -82,7 +90,7 @@ def list_cohorts():
 @bp.get("/cohorts/<int:cohort_id>/enrollments")
 @access.roles(Role.ADMIN, Role.TRAINER)
 def list_enrollments(cohort_id: int):
-    cohort = db.session.get(Cohort, cohort_id) if cohort_id <= MAX_INT64 else None
+    cohort = db.session.get(Cohort, cohort_id) if cohort_id <= MAX_ID else None
     if cohort is None or not cohort_service.can_manage_cohort(g.api_user, cohort):
         abort(404)
     enrollments = db.session.scalars(
@@ -91,14 +99,19 @@ def list_enrollments(cohort_id: int):
     items = []
     for enrollment in enrollments:
         summary = hours_summary(enrollment.user, cohort)
-        items.append({
-            "id": enrollment.id,
-            "status": enrollment.status.value,
-            "enrolled_at": enrollment.enrolled_at.isoformat(),
-            "user": user_json(enrollment.user),
-            "hours": {"online_minutes": summary.online_minutes, "offline_minutes": summary.offline_minutes,
-                      "required_minutes": summary.required_minutes},
-        })
+        items.append(
+            {
+                "id": enrollment.id,
+                "status": enrollment.status.value,
+                "enrolled_at": enrollment.enrolled_at.isoformat(),
+                "user": user_json(enrollment.user),
+                "hours": {
+                    "online_minutes": summary.online_minutes,
+                    "offline_minutes": summary.offline_minutes,
+                    "required_minutes": summary.required_minutes,
+                },
+            }
+        )
     return jsonify(cohort_id=cohort.id, items=items)
 
 

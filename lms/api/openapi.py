@@ -12,8 +12,8 @@ from typing import Any
 
 from flask import Flask
 
-from lms.api.core import MAX_INT64
-from lms.models import EnrollmentStatus, Role
+from lms.api.core import MAX_ID, MAX_INT64
+from lms.models import CourseLevel, EnrollmentStatus, ProgressStatus, Role, UnitKind
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
@@ -136,6 +136,122 @@ SCHEMAS: dict[str, Any] = {
     "EnrollmentList": _object(
         {"cohort_id": ID, "items": {"type": "array", "items": _ref("Enrollment")}},
     ),
+    "LocalizedText": _object({"zh_CN": STRING, "en": STRING}, "A text in both languages."),
+    "Course": _object(
+        {
+            "id": ID,
+            "code": STRING,
+            "title": _ref("LocalizedText"),
+            "level": {"type": "string", "enum": [level.value for level in CourseLevel]},
+            "hours": _object(
+                {
+                    "total": {"type": "integer", "minimum": 0},
+                    "online": {"type": "integer", "minimum": 0},
+                    "offline": {"type": "integer", "minimum": 0},
+                },
+                "Hours the course requires, in total and by delivery.",
+            ),
+            "current_version": {
+                **_object(
+                    {"id": ID, "version": STRING, "imported_at": {"type": "string", "format": "date-time"}}
+                ),
+                "nullable": True,
+                "description": "The imported version of the course files in use; None before any import.",
+            },
+        },
+        "A course a training base teaches.",
+    ),
+    "CourseList": _object(
+        {"items": {"type": "array", "items": _ref("Course")}},
+        "The courses the caller may see, by code.",
+    ),
+    "OutlineUnit": _object(
+        {
+            "key": {"type": "string", "description": "The unit's stable id; progress is kept by it."},
+            "kind": {"type": "string", "enum": [kind.value for kind in UnitKind]},
+            "title": _ref("LocalizedText"),
+            "minutes": {"type": "integer", "minimum": 0, "description": "0 for exercises."},
+            "points": {"type": "number", "nullable": True, "description": "Exercises only; None otherwise."},
+            "due_days": {
+                "type": "integer",
+                "nullable": True,
+                "description": "Exercises only: due this many days after the cohort starts; None otherwise.",
+            },
+        },
+        "A lesson, quiz, lab or exercise.",
+    ),
+    "OutlineModule": _object(
+        {
+            "key": STRING,
+            "title": _ref("LocalizedText"),
+            "units": {"type": "array", "items": _ref("OutlineUnit")},
+        },
+        "A module and its units in teaching order.",
+    ),
+    "CourseOutline": _object(
+        {"course": _ref("Course"), "modules": {"type": "array", "items": _ref("OutlineModule")}},
+        "The modules and units of the course's current version; empty before any import.",
+    ),
+    "UnitProgress": _object(
+        {
+            "key": STRING,
+            "kind": {"type": "string", "enum": [kind.value for kind in UnitKind]},
+            "module_key": STRING,
+            "status": {
+                "type": "string",
+                "enum": ["not_started", *(status.value for status in ProgressStatus)],
+            },
+            "credited": {"type": "boolean", "description": "True once the unit's minutes are in the ledger."},
+            "best_score": {
+                "type": "number",
+                "nullable": True,
+                "description": "Quizzes: the best percentage.",
+            },
+            "attempts": {"type": "integer", "minimum": 0},
+        },
+        "The caller's progress on one unit.",
+    ),
+    "EnrollmentProgress": _object(
+        {
+            "cohort": _object({"id": ID, "code": STRING, "name": STRING}),
+            "course_id": ID,
+            "enrollment_status": {"type": "string", "enum": [status.value for status in EnrollmentStatus]},
+            "required_hours": {"type": "integer", "minimum": 0},
+            "hours": _ref("HoursSummary"),
+            "units_done": {"type": "integer", "minimum": 0, "description": "Lessons and quizzes completed."},
+            "units_total": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Lessons and quizzes of the cohort's course version (labs count as hours).",
+            },
+            "units": {
+                "type": "array",
+                "items": _ref("UnitProgress"),
+                "description": "Every unit of the cohort's course version, in teaching order.",
+            },
+        },
+        "The caller's hours and units in one cohort.",
+    ),
+    "ProgressList": _object(
+        {"items": {"type": "array", "items": _ref("EnrollmentProgress")}},
+        "One item per enrollment of the caller that is not withdrawn, latest cohort first.",
+    ),
+    "QuizAttempt": _object(
+        {
+            "id": ID,
+            "cohort_id": ID,
+            "unit_key": STRING,
+            "score": {"type": "number"},
+            "max_score": {"type": "number"},
+            "passed": {"type": "boolean"},
+            "submitted_at": {"type": "string", "format": "date-time"},
+        },
+        "One submitted quiz.",
+    ),
+    "QuizAttemptList": _object(
+        {"items": {"type": "array", "items": _ref("QuizAttempt")}},
+        "The caller's quiz attempts, latest first.",
+    ),
 }
 
 
@@ -152,6 +268,7 @@ RESPONSES: dict[str, Any] = {
         ),
         "headers": {"WWW-Authenticate": {"schema": {"type": "string"}, "example": 'Bearer realm="lms"'}},
     },
+    "BadRequest": _json("Error", "A query parameter has a value the operation cannot use."),
     "Forbidden": _json("Error", "The caller holds none of the roles this operation needs."),
     "NotFound": _json("Error", "No such record, or one the caller may not see."),
 }
@@ -161,8 +278,15 @@ PARAMETERS: dict[str, Any] = {
         "name": "cohort_id",
         "in": "path",
         "required": True,
-        "description": "Ids that cannot exist (zero, or beyond 64 bits) get 404.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
+        "description": "Row ids are 32-bit; an id that cannot exist gets 404.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    },
+    "CourseId": {
+        "name": "course_id",
+        "in": "path",
+        "required": True,
+        "description": "Row ids are 32-bit; an id that cannot exist gets 404.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
     },
 }
 
@@ -261,6 +385,67 @@ CORE_PATHS: dict[str, Any] = {
             },
         },
     },
+    "/api/v1/courses": {
+        "get": {
+            "operationId": "listCourses",
+            "summary": "Courses the caller may see",
+            "description": (
+                "Every course for staff (anyone holding a role besides trainee); for trainees, the courses "
+                "of the cohorts they are enrolled in."
+            ),
+            "tags": ["courses"],
+            "responses": {
+                "200": _json("CourseList", "The visible courses."),
+                "401": _error("Unauthenticated"),
+            },
+        },
+    },
+    "/api/v1/courses/{course_id}/outline": {
+        "parameters": [{"$ref": "#/components/parameters/CourseId"}],
+        "get": {
+            "operationId": "getCourseOutline",
+            "summary": "Modules and units of a course's current version",
+            "tags": ["courses"],
+            "responses": {
+                "200": _json("CourseOutline", "The outline."),
+                "401": _error("Unauthenticated"),
+                "404": _error("NotFound"),
+            },
+        },
+    },
+    "/api/v1/me/progress": {
+        "get": {
+            "operationId": "getMyProgress",
+            "summary": "The caller's hours and units, per enrollment",
+            "tags": ["learning"],
+            "responses": {
+                "200": _json(
+                    "ProgressList", "The caller's progress; no items for users without enrollments."
+                ),
+                "401": _error("Unauthenticated"),
+            },
+        },
+    },
+    "/api/v1/me/quiz-attempts": {
+        "get": {
+            "operationId": "listMyQuizAttempts",
+            "summary": "The caller's quiz attempts",
+            "tags": ["learning"],
+            "parameters": [
+                {
+                    "name": "cohort_id",
+                    "in": "query",
+                    "description": "Only the attempts made in this cohort; a value that is no id gets 400.",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT64},
+                },
+            ],
+            "responses": {
+                "200": _json("QuizAttemptList", "The attempts, latest first."),
+                "400": _error("BadRequest"),
+                "401": _error("Unauthenticated"),
+            },
+        },
+    },
 }
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -278,8 +463,9 @@ def build_document(app: Flask) -> dict[str, Any]:
             "title": "Blended LMS API",
             "version": API_VERSION,
             "description": (
-                "Read access to users, cohorts and enrollments. Authenticate with "
-                "`Authorization: Bearer <token>`; `lms users token USERNAME` issues a token. "
+                "Read access to users, cohorts, enrollments, courses and the caller's progress. "
+                "Authenticate with `Authorization: Bearer <token>`; `lms users token USERNAME` issues a "
+                "token. "
                 "Errors are JSON objects `{error, message}`."
             ),
         },
@@ -289,6 +475,8 @@ def build_document(app: Flask) -> dict[str, Any]:
             {"name": "meta", "description": "The API itself."},
             {"name": "users", "description": "People and their roles."},
             {"name": "cohorts", "description": "Cohorts and their enrollments."},
+            {"name": "courses", "description": "Courses and their outlines."},
+            {"name": "learning", "description": "The caller's own progress and quiz attempts."},
         ],
         "paths": dict(sorted(paths.items())),
         "components": {

@@ -228,6 +228,12 @@ def test_real_records_conform_for_every_role(populated_app, people, dummy_cohort
     real_values = {
         "/api/v1/cohorts/{cohort_id}/enrollments": {"path_parameters": {"cohort_id": dummy_cohort.id}},
         "/api/v1/users": {"query": {"username": "trainee1"}},
+        "/api/v1/courses/{course_id}/outline": {"path_parameters": {"course_id": dummy_cohort.course_id}},
+        # No lab rows exist here, so these answer 404; tests/labs/test_api.py requests real ones.
+        "/api/v1/labs/occurrences/{occurrence_id}/bookings": {"path_parameters": {"occurrence_id": 1}},
+        "/api/v1/labs/occurrences/{occurrence_id}/checkin": {"path_parameters": {"occurrence_id": 1}},
+        "/api/v1/labs/occurrences/{occurrence_id}/checkin-code": {"path_parameters": {"occurrence_id": 1}},
+        "/api/v1/labs/bookings/{booking_id}": {"path_parameters": {"booking_id": 1}},
     }
     statuses = {}
     for result in served.get_all_operations():
