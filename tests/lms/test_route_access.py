@@ -12,7 +12,6 @@ import re
 import pytest
 
 from lms.extensions import db
-from lms.models import Role
 from lms.services import tokens
 from tests.conftest import csrf_from
 
@@ -50,6 +49,60 @@ POLICY: dict[str, set[str]] = {
     "api.list_cohorts": SIGNED_IN,
     "api.list_enrollments": {TRAINER, ADMIN},
     "api.openapi_document": EVERYONE,
+    "learn.show_course": {TRAINEE, TRAINER, ADMIN},
+    "learn.show_unit": {TRAINEE, TRAINER, ADMIN},
+    "learn.record_heartbeat": {TRAINEE, TRAINER, ADMIN},
+    "learn.complete_unit": {TRAINEE, TRAINER, ADMIN},
+    "learn.submit_quiz": {TRAINEE, TRAINER, ADMIN},
+    "learn.show_asset": {TRAINEE, TRAINER, ADMIN},
+    "labs_feeds.get_feed": EVERYONE,
+    "labs_feeds.show_my_feed": SIGNED_IN,
+    "labs_feeds.regenerate_my_feed": SIGNED_IN,
+    "labs_feeds.revoke_my_feed": SIGNED_IN,
+    "labs_feeds.show_room_feed": {ADMIN},
+    "labs_feeds.regenerate_room_feed": {ADMIN},
+    "labs_feeds.revoke_room_feed": {ADMIN},
+    "labs_reports.list_reports": {TRAINER, ADMIN},
+    "labs_reports.show_cohort_attendance": {TRAINER, ADMIN},
+    "labs_reports.export_cohort_attendance": {TRAINER, ADMIN},
+    "labs_reports.show_room_seat_use": {ADMIN},
+    "labs_reports.export_room_seat_use": {ADMIN},
+    "labs_planner.plan_cohort": {TRAINER, ADMIN},
+    "labs_planner.accept_plan": {TRAINER, ADMIN},
+    "labs.list_sites": {ADMIN},
+    "labs.show_site": {ADMIN},
+    "labs.create_room": {ADMIN},
+    "labs.list_sessions": {TRAINER, ADMIN},
+    "labs.create_session": {TRAINER, ADMIN},
+    "labs.calendar": {TRAINER, ADMIN},
+    "labs.show_occurrence": {TRAINER, ADMIN},
+    "labs.cancel_occurrence": {TRAINER, ADMIN},
+    "labs.assign_cohort": {TRAINER, ADMIN},
+    "labs.list_upcoming": {TRAINEE},
+    "labs.my_bookings": {TRAINEE},
+    "labs.book_seat": {TRAINEE},
+    "labs.cancel_booking": {TRAINEE},
+    "labs_checkin.show_checkin_screen": {TRAINER, ADMIN},
+    "labs_checkin.get_checkin_code": {TRAINER, ADMIN},
+    "labs_checkin.list_open_checkins": {TRAINEE},
+    "labs_checkin.check_in": {TRAINEE},
+    "labs_checkin.show_roster": {TRAINER, ADMIN},
+    "labs_checkin.mark_attendance": {TRAINER, ADMIN},
+    "labs_checkin.print_sign_in_sheet": {TRAINER, ADMIN},
+    "labs_api.list_occurrences": SIGNED_IN,
+    "labs_api.create_booking": {TRAINEE},
+    "labs_api.get_booking": SIGNED_IN,
+    "labs_api.cancel_booking": SIGNED_IN,
+    "labs_api.get_checkin_code": {TRAINER, ADMIN},
+    "labs_api.check_in": {TRAINEE},
+    "labs_api.get_calendar_feed": SIGNED_IN,
+    "reports.show_progress": {TRAINER, ADMIN},
+    "reports.export_progress": {TRAINER, ADMIN},
+    "reports.show_quiz_analysis": {TRAINER, ADMIN},
+    "api.list_courses": SIGNED_IN,
+    "api.get_course_outline": SIGNED_IN,
+    "api.get_my_progress": SIGNED_IN,
+    "api.list_my_quiz_attempts": SIGNED_IN,
 }
 
 IDENTITIES = [ANON, TRAINEE, TRAINER, ASSESSOR, ADMIN]
@@ -86,6 +139,17 @@ def _fill(rule: str, values: dict[str, int | str]) -> str:
     return re.sub(r"<(?:(\w+):)?(\w+)>", replace, rule)
 
 
+def _sample_room_id(cohort) -> int:
+    """A labs room at the cohort's training base (for /labs/.../rooms/<room_id> routes)."""
+    from labs.models import Room, Site
+
+    site = Site(institution_id=cohort.training_base_id, code="ACCESS-SITE", name="实训楼")
+    room = Room(site=site, code="R1", name="实训室", seats=30)
+    db.session.add(room)
+    db.session.commit()
+    return room.id
+
+
 @pytest.fixture
 def sample_values(people, dummy_cohort) -> dict[str, int | str]:
     trainee = people["trainee"]
@@ -95,6 +159,15 @@ def sample_values(people, dummy_cohort) -> dict[str, int | str]:
         "cohort_id": dummy_cohort.id,
         "enrollment_id": dummy_cohort.enrollments[0].id,
         "filename": "lms.css",
+        "feed_token": "not-a-feed-token-0123456789",
+        "room_id": _sample_room_id(dummy_cohort),
+        "unit_key": "m01-quiz",
+        "course_id": dummy_cohort.course_id,
+        "site_id": 999999,  # none: allowed users get 404, others are refused first
+        "booking_id": 999999,
+        "occurrence_id": 999999,
+        "version_id": 999999,  # no such course version: allowed users get 404
+        "path": "images/none.svg",
     }
 
 
@@ -126,12 +199,17 @@ def test_route_answers_as_the_policy_says(app, people, sample_values, endpoint):
                     headers["Authorization"] = f"Bearer {tokens_by_identity[identity]}"
             elif identity != ANON:
                 page = client.get("/login").get_data(as_text=True)
-                login = client.post("/login", data={"username": people[identity].username,
-                                                    "password": "correct-horse-9",
-                                                    "csrf_token": csrf_from(page)})
+                login = client.post(
+                    "/login",
+                    data={
+                        "username": people[identity].username,
+                        "password": "correct-horse-9",
+                        "csrf_token": csrf_from(page),
+                    },
+                )
                 assert login.status_code == 302, f"{identity} could not sign in"
             data = None
-            if method == "POST":
+            if method == "POST" and not path.startswith("/api/"):  # the API takes no CSRF token
                 page = client.get("/login" if identity == ANON else "/dashboard").get_data(as_text=True)
                 data = {"csrf_token": csrf_from(page)}
             response = client.open(path, method=method, data=data, headers=headers)
@@ -143,8 +221,5 @@ def test_route_answers_as_the_policy_says(app, people, sample_values, endpoint):
                 f"{response.headers.get('Location', '')}, expected {'access' if allowed else 'refusal'}"
             )
             if not allowed:
-                if identity == ANON:
-                    expected = 401 if path.startswith("/api/") else 302
-                else:
-                    expected = 403
+                expected = (401 if path.startswith("/api/") else 302) if identity == ANON else 403
                 assert response.status_code == expected, f"{method} {path} as {identity}"
