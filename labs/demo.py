@@ -69,8 +69,8 @@ def load_labs_demo(sender: Any, *, cohort: Cohort, trainers: list[User], **_: An
         return
     zone = ZoneInfo(ZONE)
     now = datetime.now(zone).replace(tzinfo=None, second=0, microsecond=0)
-    # The first lab is under way: it began an hour ago and runs four hours.
-    in_progress = now.replace(minute=now.minute - now.minute % 5) - timedelta(hours=1)
+    # The first lab is under way: it began two minutes before the demo was loaded and runs four hours.
+    in_progress = now - timedelta(minutes=2)
     plan = [(labs[0], in_progress, lab)]
     # The rest on the next two weekends (the cohort ends in two weeks): Saturday and Sunday, 09:00 and 14:00.
     next_saturday = (now + timedelta(days=(5 - now.weekday()) % 7 or 7)).replace(hour=9, minute=0)
