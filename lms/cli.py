@@ -8,14 +8,27 @@ from pathlib import Path
 import click
 
 
-def make_app(**overrides):
-    """Create the app, turning a configuration problem into a clean CLI error."""
+def make_app(*, serving: bool = False, **overrides):
+    """Create the app, turning a configuration problem into a clean CLI error.
+
+    A command's app closes its database connections when its app context ends (a command is one
+    unit of work); a serving app keeps its pool.
+    """
     from lms import ConfigError, create_app
 
     try:
-        return create_app(overrides or None)
+        app = create_app(overrides or None)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    if not serving:
+        from lms.extensions import db
+
+        @app.teardown_appcontext
+        def close_connections(_error: BaseException | None) -> None:
+            db.session.remove()
+            db.engine.dispose()
+
+    return app
 
 
 class LmsGroup(click.Group):
@@ -96,7 +109,7 @@ def run_command(host: str, port: int, threads: int) -> None:
     """Serve the LMS with a production WSGI server (waitress)."""
     from waitress import serve
 
-    app = make_app()
+    app = make_app(serving=True)
     click.echo(f"serving Blended LMS on http://{host}:{port}/")
     serve(app, host=host, port=port, threads=threads, ident="lms")
 
