@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
@@ -102,20 +103,32 @@ def app(app_config: dict[str, Any]):
     app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
-        db.session.rollback()
-        _empty_tables()
-        db.session.remove()
-        db.engine.dispose()
+        try:
+            db.session.rollback()
+            _empty_tables()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
 
 
-def _empty_tables() -> None:
-    with db.engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in reversed(db.metadata.sorted_tables):
-                connection.execute(table.delete())
+def _empty_tables(attempts: int = 5) -> None:
+    """Delete every row; on PostgreSQL a live server's transaction may deadlock the TRUNCATE once."""
+    from lms.db import is_transient
+
+    for attempt in range(attempts):
+        try:
+            with db.engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+                    connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+                else:
+                    for table in reversed(db.metadata.sorted_tables):
+                        connection.execute(table.delete())
+            return
+        except Exception as exc:
+            if attempt == attempts - 1 or not is_transient(exc):
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 @pytest.fixture

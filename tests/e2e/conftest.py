@@ -85,6 +85,22 @@ def browser():
 
 
 @pytest.fixture
+def new_context(app, browser):
+    """Browser contexts that are closed when the test ends, pass or fail, before its data is deleted
+    (an open page would keep sending heartbeats to the server)."""
+    contexts = []
+
+    def new(**options):
+        context = browser.new_context(**options)
+        contexts.append(context)
+        return context
+
+    yield new
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
 def shoot(request):
     """Save a full-page screenshot under test-artifacts/e2e/<test>-<name>.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,8 @@ def in_progress(app):
     return next(o for o in db.session.scalars(select(LabOccurrence)) if o.starts_at <= now < o.ends_at)
 
 
-def _sign_in(browser, live_server, username):
-    context = browser.new_context(locale="zh-CN", viewport=PHONE, is_mobile=True, has_touch=True)
+def _sign_in(new_context, live_server, username):
+    context = new_context(locale="zh-CN", viewport=PHONE, is_mobile=True, has_touch=True)
     page = context.new_page()
     page.goto(live_server + "/login")
     page.locator("#username").fill(username)
@@ -33,15 +33,15 @@ def _sign_in(browser, live_server, username):
     return context, page
 
 
-def test_trainee_checks_in_with_the_code_on_the_trainers_screen(in_progress, live_server, browser, shoot):
-    trainer_context, trainer = _sign_in(browser, live_server, "trainer1")
+def test_trainee_checks_in_with_the_code_on_the_trainers_screen(in_progress, live_server, new_context, shoot):
+    _, trainer = _sign_in(new_context, live_server, "trainer1")
     trainer.goto(f"{live_server}/labs/occurrences/{in_progress.id}/checkin/screen")
     code = re.sub(r"\D", "", trainer.locator("#checkin-code").inner_text())
     assert len(code) == 6
     assert trainer.locator("#checkin-qr svg").count() == 1
     shoot(trainer, "1-trainer-screen")
 
-    trainee_context, trainee = _sign_in(browser, live_server, "trainee05")
+    _, trainee = _sign_in(new_context, live_server, "trainee05")
     offline_before = trainee.locator(".hours-chart figcaption").first.inner_text()
     trainee.goto(f"{live_server}/labs/checkin")
     if "/checkin" not in trainee.url or trainee.locator("#code").count() == 0:
@@ -69,5 +69,3 @@ def test_trainee_checks_in_with_the_code_on_the_trainers_screen(in_progress, liv
     # Credited from the check-in (two minutes after the start) to the end of the four-hour lab.
     assert 3.8 <= offline_hours(offline_after) <= 4.0
     shoot(trainee, "4-hours")
-    trainer_context.close()
-    trainee_context.close()

@@ -48,9 +48,9 @@ def _read_actively(page, seconds: int) -> None:
     ("locale", "username", "lang"), [("zh-CN", "trainee03", "zh_CN"), ("en-US", "trainee04", "en")]
 )
 def test_trainee_reads_a_lesson_passes_a_quiz_and_sees_hours(
-    demo, live_server, browser, shoot, m01_quiz, locale, username, lang
+    demo, live_server, new_context, shoot, m01_quiz, locale, username, lang
 ):
-    context = browser.new_context(locale=locale, viewport={"width": 390, "height": 844})
+    context = new_context(locale=locale, viewport={"width": 390, "height": 844})
     page = context.new_page()
     page.goto(live_server + "/login")
     page.locator("#username").fill(username)
@@ -99,4 +99,3 @@ def test_trainee_reads_a_lesson_passes_a_quiz_and_sees_hours(
     caption = page.locator(".hours-chart figcaption").first.inner_text()
     assert "1.3 h" in caption and "/ 64" in caption or "of 64" in caption
     shoot(page, "4-dashboard-hours")
-    context.close()

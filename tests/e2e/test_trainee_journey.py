@@ -14,9 +14,9 @@ def demo(app):
     "viewport", [{"width": 390, "height": 844}, {"width": 1280, "height": 900}], ids=["phone", "desktop"]
 )
 def test_trainee_signs_in_in_chinese_switches_to_english_and_signs_out(
-    demo, live_server, browser, shoot, viewport
+    demo, live_server, new_context, shoot, viewport
 ):
-    context = browser.new_context(locale="zh-CN", viewport=viewport)
+    context = new_context(locale="zh-CN", viewport=viewport)
     page = context.new_page()
     page.goto(live_server + "/")
     assert page.locator("html").get_attribute("lang") == "zh-CN"
@@ -45,4 +45,3 @@ def test_trainee_signs_in_in_chinese_switches_to_english_and_signs_out(
     shoot(page, "4-signed-out-en")
     page.goto(live_server + "/dashboard")
     page.wait_for_url("**/login?next=**")
-    context.close()
