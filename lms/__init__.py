@@ -74,9 +74,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     i18n.init_app(app)
 
-    from lms import web
+    from lms import queue, web
 
     web.init_app(app)
+    queue.init_app(app)
 
     from lms.plugins import PluginError, load_plugins, parse_plugin_names
 

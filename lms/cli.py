@@ -106,12 +106,42 @@ def demo_command(password: str) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
 def run_command(host: str, port: int, threads: int) -> None:
-    """Serve the LMS with a production WSGI server (waitress)."""
+    """Serve the LMS with a production WSGI server (waitress), with a grading worker beside it when the
+    broker is the embedded one."""
+    import atexit
+    import signal
+
     from waitress import serve
 
+    from lms.queue import start_embedded_worker
+
     app = make_app(serving=True)
-    click.echo(f"serving Blended LMS on http://{host}:{port}/")
+    worker = start_embedded_worker(app)
+    if worker is not None:
+        click.echo(f"started a grading worker (pid {worker.pid})")
+
+        def stop_worker() -> None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=20)
+            except Exception:
+                worker.kill()
+
+        atexit.register(stop_worker)
+        # SIGTERM (a service manager stopping us) exits through atexit, so the worker stops too
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(app, host=host, port=port, threads=threads, ident="lms")
+
+
+@main.command("worker")
+@click.option(
+    "--jobs", type=int, default=None, help="Grading processes (default: WORKER_CONCURRENCY or cores)."
+)
+def worker_command(jobs: int | None) -> None:
+    """Run a background worker (grading); run any number, on any machine sharing database and broker."""
+    from lms.queue import run_worker
+
+    run_worker(make_app(serving=True), concurrency=jobs)
 
 
 @main.group("db")

@@ -48,3 +48,22 @@ ONLINE_CREDIT_SHARE = 0.5
 HEARTBEAT_SECONDS = 15
 # The most one heartbeat may add, whatever it claims (also capped by real elapsed time).
 HEARTBEAT_MAX_SECONDS = 30
+
+# Background jobs (grading) go through Celery. None: an embedded broker in the instance folder that needs
+# no server, with a worker started by `lms run`. At scale: amqp://… (RabbitMQ) or redis://…, and run
+# `lms worker` on as many machines as needed (they share only the database and the broker).
+BROKER_URL: str | None = None
+# Start a worker process with `lms run` (None: only when the broker is the embedded one).
+EMBEDDED_WORKER: bool | None = None
+# Worker processes per `lms worker` (None: one per CPU core).
+WORKER_CONCURRENCY: int | None = None
+# A running job is a worker's for this long, renewed by its heartbeat; after that it is run again.
+JOB_LEASE_SECONDS = 60
+# A job still queued after this long is sent to the broker again (its message may have been lost).
+JOB_REQUEUE_SECONDS = 600
+# How often each worker looks for such jobs.
+JOB_SWEEP_SECONDS = 15
+# The broker queue the LMS's jobs go through (several LMS installations may share one broker).
+QUEUE_NAME = "lms"
+# A job that has been started this many times without finishing is failed with a message.
+JOB_MAX_ATTEMPTS = 3
