@@ -27,8 +27,10 @@ lab_attendance_recorded = _signals.signal("lab-attendance-recorded")
 ``cohort`` (Cohort), ``occurrence_id`` (int), ``minutes`` (int), ``evidence`` (dict)."""
 
 submission_graded = _signals.signal("submission-graded")
-"""Sent by the graders plugin when a submission has a score. Sender: the app. Kwargs: ``user``
-(User), ``cohort`` (Cohort | None), ``assignment_id`` (int), ``score`` (float), ``max_score`` (float)."""
+"""Sent by the graders plugin when a submission's score is final (after autograding, or after a trainer
+graded the manual cells; again if a trainer changes it). Sender: None. Kwargs: ``user`` (User), ``cohort``
+(Cohort), ``assignment_id`` (int), ``unit_key`` (str: the exercise unit), ``score`` (float, after late
+penalty and extra credit), ``max_score`` (float)."""
 
 demo_loaded = _signals.signal("demo-loaded")
 """Sent by ``lms demo`` after the core's demo rows exist, so plugins add theirs. Sender: the app.

@@ -335,6 +335,20 @@ def complete_unit(
     return progress, credit_if_due(progress, user, cohort, unit)
 
 
+def record_exercise_score(
+    sender: Any, *, user: User, cohort: Cohort, unit_key: str, score: float, **_: Any
+) -> UnitProgress:
+    """Receiver of ``submission-graded``: the exercise unit counts as completed, with its best score."""
+    progress = get_progress(user, cohort, unit_key)
+    if progress is None:
+        progress = UnitProgress(user_id=user.id, cohort_id=cohort.id, unit_key=unit_key, started_at=utcnow())
+        db.session.add(progress)
+    progress.attempts = (progress.attempts or 0) + 1
+    progress.best_score = score if progress.best_score is None else max(progress.best_score, score)
+    _mark_completed(progress, None)
+    return progress
+
+
 def _mark_completed(progress: UnitProgress, now: datetime | None) -> None:
     if progress.status != ProgressStatus.COMPLETED:
         progress.status = ProgressStatus.COMPLETED
