@@ -234,6 +234,9 @@ def test_real_records_conform_for_every_role(populated_app, people, dummy_cohort
         "/api/v1/labs/occurrences/{occurrence_id}/checkin": {"path_parameters": {"occurrence_id": 1}},
         "/api/v1/labs/occurrences/{occurrence_id}/checkin-code": {"path_parameters": {"occurrence_id": 1}},
         "/api/v1/labs/bookings/{booking_id}": {"path_parameters": {"booking_id": 1}},
+        "/api/v1/assignments/{assignment_id}/release": {"path_parameters": {"assignment_id": 1}},
+        "/api/v1/assignments/{assignment_id}/submissions": {"path_parameters": {"assignment_id": 1}},
+        "/api/v1/submissions/{submission_id}": {"path_parameters": {"submission_id": 1}},
     }
     statuses = {}
     for result in served.get_all_operations():

@@ -103,6 +103,28 @@ POLICY: dict[str, set[str]] = {
     "api.get_course_outline": SIGNED_IN,
     "api.get_my_progress": SIGNED_IN,
     "api.list_my_quiz_attempts": SIGNED_IN,
+    "graders.static": EVERYONE,
+    "graders.list_assignments": {TRAINEE},
+    "graders.show_assignment": {TRAINEE, TRAINER, ADMIN},
+    "graders.download_release": {TRAINEE, TRAINER, ADMIN},
+    "graders.submit": {TRAINEE},
+    "graders.show_submission": {TRAINEE, TRAINER, ADMIN},
+    "graders.submission_status": {TRAINEE, TRAINER, ADMIN},
+    "graders.show_feedback": {TRAINEE, TRAINER, ADMIN},
+    "graders_grading.cohort_assignments": {TRAINER, ADMIN},
+    "graders_grading.publish": {TRAINER, ADMIN},
+    "graders_grading.edit_settings": {TRAINER, ADMIN},
+    "graders_grading.queue": {TRAINER, ADMIN},
+    "graders_grading.grade_submission": {TRAINER, ADMIN},
+    "graders_grading.regrade": {TRAINER, ADMIN},
+    "graders_grading.release": {TRAINER, ADMIN},
+    "graders_grading.history": {TRAINER, ADMIN},
+    "graders_grading.gradebook": {TRAINER, ADMIN},
+    "graders_grading.export_gradebook": {TRAINER, ADMIN},
+    "graders_api.list_assignments": SIGNED_IN,
+    "graders_api.download_release": SIGNED_IN,
+    "graders_api.create_submission": {TRAINEE},
+    "graders_api.get_submission": SIGNED_IN,
 }
 
 IDENTITIES = [ANON, TRAINEE, TRAINER, ASSESSOR, ADMIN]
@@ -168,6 +190,8 @@ def sample_values(people, dummy_cohort) -> dict[str, int | str]:
         "occurrence_id": 999999,
         "version_id": 999999,  # no such course version: allowed users get 404
         "path": "images/none.svg",
+        "assignment_id": 999999,  # none: allowed users get 404
+        "submission_id": 999999,
     }
 
 
