@@ -35,6 +35,11 @@ run: install system-deps translations
 	$(BIN)/lms demo
 	$(BIN)/lms run --host $(HOST) --port $(PORT)
 
+# Speed measurements (not tests): grading against stock nbgrader, and the lab planner.
+bench: install system-deps
+	$(BIN)/python bench/grading.py
+	$(BIN)/python bench/planner.py
+
 lint: install
 	$(BIN)/ruff check lms labs curriculum graders tests bench
 	$(BIN)/mypy lms labs curriculum graders
