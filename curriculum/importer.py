@@ -158,6 +158,7 @@ def import_course(files: CourseFiles, actor: User | None = None, move_cohorts: b
             },
             "hours": asdict(files.hours),
             "competencies": [{"id": c.id, "title": c.title.as_dict()} for c in files.competencies],
+            "completion": files.completion,
         },
     )
     db.session.add(version)
@@ -308,6 +309,7 @@ def export_course(version: CourseVersion, target: Path) -> Path:
             "standard": meta["standard"],
             "hours": meta["hours"],
             "competencies": meta["competencies"],
+            **({"completion": meta["completion"]} if meta.get("completion") else {}),
             "modules": module_paths,
         },
     )

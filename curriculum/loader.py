@@ -29,6 +29,7 @@ from curriculum.model import (
 )
 from curriculum.notebooks import notebook_problems
 from curriculum.yamlfile import YamlDocument, YamlSyntaxError, read_yaml
+from lms.completion import problems_in
 
 CURRENT_SCHEMA_VERSION = 1
 OLDEST_SCHEMA_VERSION = 1
@@ -293,6 +294,7 @@ def load_course(root: Path) -> CourseFiles:
         hours=Hours(**data["hours"]),
         competencies=competencies,
         modules=tuple(modules),
+        completion=data.get("completion"),
         assets=reader.assets,
     )
     if not reader.problems:
@@ -491,6 +493,10 @@ def _check_course(reader: _Reader, document: YamlDocument, course: CourseFiles) 
                 f"lab '{lab_id}' practises '{exercise}', which is not an exercise "
                 "unit; list only ids of exercise units",
             )
+    if course.completion is not None:
+        kinds = {unit.id: unit.kind for unit in units}
+        for where, message in problems_in(course.completion, kinds):
+            reader.problem(document.path, document.line_of(("completion", *where)), f"completion: {message}")
     online = sum(u.minutes for u in units if u.kind in ("lesson", "quiz"))
     offline = sum(u.minutes for u in units if u.kind == "lab")
     declared = course.hours

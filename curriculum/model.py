@@ -100,6 +100,8 @@ class CourseFiles:
     hours: Hours
     competencies: tuple[Titled, ...]
     modules: tuple[Module, ...]
+    # course.yaml's ``completion`` rules as written (None: the defaults, see lms.completion)
+    completion: dict[str, Any] | None = None
     assets: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def units(self) -> list[Unit]:

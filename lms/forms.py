@@ -13,6 +13,7 @@ from wtforms import (
     SelectField,
     SelectMultipleField,
     StringField,
+    TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
@@ -114,6 +115,12 @@ class PasswordResetForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form: a button that posts with a CSRF token."""
+
+
+class RevokeCertificateForm(FlaskForm):
+    reason = TextAreaField(
+        _l("Reason for revoking (kept in the audit log)"), validators=[DataRequired(), Length(max=500)]
+    )
 
 
 class InstitutionForm(FlaskForm):

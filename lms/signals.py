@@ -32,6 +32,18 @@ graded the manual cells; again if a trainer changes it). Sender: None. Kwargs: `
 (Cohort), ``assignment_id`` (int), ``unit_key`` (str: the exercise unit), ``score`` (float, after late
 penalty and extra credit), ``max_score`` (float)."""
 
+unit_passed = _signals.signal("unit-passed")
+"""Sent when a trainee passes a quiz at its pass mark. Sender: None. Kwargs: ``user`` (User), ``cohort``
+(Cohort), ``unit_key`` (str), ``score`` (float: percent)."""
+
+training_completed = _signals.signal("training-completed")
+"""Sent when a trainee meets the cohort's completion rules for the first time; the certificate is issued
+by then. Sender: None. Kwargs: ``enrollment`` (Enrollment), ``certificate`` (Certificate)."""
+
+certificate_revoked = _signals.signal("certificate-revoked")
+"""Sent when a certificate is revoked. Sender: None. Kwargs: ``certificate`` (Certificate), ``actor``
+(User)."""
+
 demo_loaded = _signals.signal("demo-loaded")
 """Sent by ``lms demo`` after the core's demo rows exist, so plugins add theirs. Sender: the app.
 Kwargs: ``cohort`` (Cohort), ``trainers`` (list[User]), ``trainees`` (list[User]), ``password`` (str)."""

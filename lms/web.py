@@ -116,10 +116,11 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
 
     from lms.api import bp as api_bp
+    from lms.services import completion as completion_service
     from lms.services.hours import connect_receivers
-    from lms.views import account, admin, auth, learn, main, reports
+    from lms.views import account, admin, auth, completion, learn, main, reports
 
-    for blueprint in (auth.bp, main.bp, account.bp, admin.bp, learn.bp, reports.bp, api_bp):
+    for blueprint in (auth.bp, main.bp, account.bp, admin.bp, learn.bp, reports.bp, completion.bp, api_bp):
         app.register_blueprint(blueprint)
     app.before_request(refuse_impossible_ids)
     app.before_request(enforce_access)
@@ -129,3 +130,4 @@ def init_app(app: Flask) -> None:
         app.register_error_handler(Exception, handle_unexpected)
     app.context_processor(lambda: {"nav_items": nav_items(), "Role": Role})
     connect_receivers()
+    completion_service.connect_receivers()

@@ -248,6 +248,77 @@ SCHEMAS: dict[str, Any] = {
         },
         "One submitted quiz.",
     ),
+    "Certificate": _object(
+        {
+            "serial": {**STRING, "description": "The serial printed on the certificate."},
+            "cohort_id": ID,
+            "course_code": STRING,
+            "course_title": _ref("LocalizedText"),
+            "hours": _object(
+                {
+                    "online_minutes": {"type": "integer", "minimum": 0},
+                    "offline_minutes": {"type": "integer", "minimum": 0},
+                }
+            ),
+            "issued_at": {"type": "string", "format": "date-time"},
+            "revoked_at": {"type": "string", "format": "date-time", "nullable": True},
+            "pdf_url": {
+                "type": "string",
+                "format": "uri",
+                "nullable": True,
+                "description": "The PDF (sign-in needed); null once revoked.",
+            },
+            "verification_url": {
+                "type": "string",
+                "format": "uri",
+                "description": "The public page that confirms the certificate (no sign-in).",
+            },
+        },
+        "A training-completion certificate.",
+    ),
+    "CertificateList": _object(
+        {"items": {"type": "array", "items": _ref("Certificate")}}, "The caller's certificates, newest first."
+    ),
+    "Requirement": _object(
+        {
+            "kind": {
+                "type": "string",
+                "enum": [
+                    "hours_total",
+                    "hours_online",
+                    "hours_offline",
+                    "lab_attendance",
+                    "exercise",
+                    "quiz",
+                    "final_project",
+                ],
+            },
+            "unit_key": {"type": "string", "nullable": True},
+            "done": {"type": "boolean"},
+            "have": {"type": "number", "description": "Hours, lab units, or best percent."},
+            "need": {
+                "type": "number",
+                "description": "Hours, lab units, or pass mark in percent (0: the quiz's own).",
+            },
+        },
+        "One completion requirement and how far the caller is.",
+    ),
+    "CompletionList": _object(
+        {
+            "items": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "cohort_id": ID,
+                        "complete": {"type": "boolean"},
+                        "completed_at": {"type": "string", "format": "date-time", "nullable": True},
+                        "requirements": {"type": "array", "items": _ref("Requirement")},
+                    }
+                ),
+            }
+        },
+        "The caller's completion checklist per enrollment.",
+    ),
     "QuizAttemptList": _object(
         {"items": {"type": "array", "items": _ref("QuizAttempt")}},
         "The caller's quiz attempts, latest first.",
@@ -422,6 +493,28 @@ CORE_PATHS: dict[str, Any] = {
                 "200": _json(
                     "ProgressList", "The caller's progress; no items for users without enrollments."
                 ),
+                "401": _error("Unauthenticated"),
+            },
+        },
+    },
+    "/api/v1/me/certificates": {
+        "get": {
+            "operationId": "listMyCertificates",
+            "summary": "The caller's training-completion certificates",
+            "tags": ["completion"],
+            "responses": {
+                "200": _json("CertificateList", "The certificates, revoked ones included."),
+                "401": _error("Unauthenticated"),
+            },
+        },
+    },
+    "/api/v1/me/completion": {
+        "get": {
+            "operationId": "getMyCompletion",
+            "summary": "The caller's completion checklist per enrollment",
+            "tags": ["completion"],
+            "responses": {
+                "200": _json("CompletionList", "What is done and what is left, per cohort."),
                 "401": _error("Unauthenticated"),
             },
         },

@@ -1,6 +1,7 @@
 """The core's models; importing this package registers every core table on the metadata."""
 
 from lms.models.audit import AuditLog
+from lms.models.certificate import Certificate
 from lms.models.cohort import Cohort, Enrollment, EnrollmentStatus, cohort_trainer
 from lms.models.course import (
     Course,
@@ -20,6 +21,7 @@ from lms.models.user import LoginFailure, Role, RoleGrant, User
 __all__ = [
     "ApiToken",
     "AuditLog",
+    "Certificate",
     "Cohort",
     "Course",
     "CourseAsset",

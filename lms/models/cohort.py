@@ -1,7 +1,8 @@
 import enum
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Column, Enum, ForeignKey, String, Table, UniqueConstraint
+from sqlalchemy import JSON, Column, Enum, ForeignKey, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lms.extensions import Model, db
@@ -33,6 +34,8 @@ class Cohort(Model):
     required_hours: Mapped[int] = mapped_column(default=0)
     # The course version the cohort follows; None until the course's files are imported.
     course_version_id: Mapped[int | None] = mapped_column(ForeignKey("lms_course_version.id"), index=True)
+    # The cohort's changes to the course's completion rules (same keys as course.yaml's ``completion``).
+    completion_overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     course: Mapped[Course] = relationship(lazy="joined")
     course_version: Mapped[CourseVersion | None] = relationship()
@@ -62,6 +65,8 @@ class Enrollment(Model):
         Enum(EnrollmentStatus, native_enum=False, length=20), default=EnrollmentStatus.ACTIVE
     )
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the completion rules first held (the certificate is issued then).
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     cohort: Mapped[Cohort] = relationship(back_populates="enrollments")
     user: Mapped[User] = relationship(lazy="joined")

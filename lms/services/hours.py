@@ -136,7 +136,3 @@ def connect_receivers() -> None:
     """Listen to the plugins' signals that carry hours."""
     signals.lesson_completed.connect(on_lesson_completed)
     signals.lab_attendance_recorded.connect(on_lab_attendance_recorded)
-
-    from lms.services.learning import record_exercise_score
-
-    signals.submission_graded.connect(record_exercise_score)

@@ -336,15 +336,17 @@ def complete_unit(
 
 
 def record_exercise_score(
-    sender: Any, *, user: User, cohort: Cohort, unit_key: str, score: float, **_: Any
+    sender: Any, *, user: User, cohort: Cohort, unit_key: str, score: float, max_score: float, **_: Any
 ) -> UnitProgress:
-    """Receiver of ``submission-graded``: the exercise unit counts as completed, with its best score."""
+    """On ``submission-graded``: the exercise unit counts as completed, with its best score in percent (as
+    quizzes keep theirs)."""
     progress = get_progress(user, cohort, unit_key)
     if progress is None:
         progress = UnitProgress(user_id=user.id, cohort_id=cohort.id, unit_key=unit_key, started_at=utcnow())
         db.session.add(progress)
+    percent = round(100 * score / max_score, 2) if max_score > 0 else 100.0
     progress.attempts = (progress.attempts or 0) + 1
-    progress.best_score = score if progress.best_score is None else max(progress.best_score, score)
+    progress.best_score = percent if progress.best_score is None else max(progress.best_score, percent)
     _mark_completed(progress, None)
     return progress
 
@@ -490,7 +492,10 @@ def submit_quiz(
     if passed:
         _mark_completed(progress, now)
     db.session.flush()
-    return attempt, credit_if_due(progress, user, cohort, unit)
+    credited = credit_if_due(progress, user, cohort, unit)
+    if passed:
+        signals.unit_passed.send(None, user=user, cohort=cohort, unit_key=unit.key, score=grade.percent)
+    return attempt, credited
 
 
 def latest_attempt(user: User, cohort: Cohort, unit_key: str) -> QuizAttempt | None:

@@ -70,7 +70,8 @@ def test_manual_grade_makes_the_score_final_and_announces_it(small_assignment, p
         assert submission.status == SubmissionStatus.GRADED and submission.score == 6.5
         assert heard and heard[-1]["score"] == 6.5 and heard[-1]["unit_key"] == "small"
         progress = learning.get_progress(people["trainee"], small_assignment.cohort, "small")
-        assert progress is not None and progress.best_score == 6.5  # the core's progress heard it too
+        # the core's progress heard it too, and keeps it as a percentage (as for quizzes)
+        assert progress is not None and progress.best_score == round(100 * 6.5 / submission.max_score, 2)
     finally:
         signals.submission_graded.disconnect(listen)
 
