@@ -17,6 +17,7 @@ from lms.models import (
     CourseModule,
     CourseUnit,
     Delivery,
+    ExamRoom,
     HoursSource,
     Institution,
     InstitutionKind,
@@ -177,6 +178,12 @@ def load_demo(password: str = "lms-demo", today: date | None = None) -> dict[str
         trainees=trainees,
         password=password,
     )
+    for code, name, seats in (("K101", "第一考场", 30), ("K102", "第二考场（机房）", 40)):
+        if (
+            db.session.scalar(select(ExamRoom).where(ExamRoom.site_id == site.id, ExamRoom.code == code))
+            is None
+        ):
+            db.session.add(ExamRoom(site_id=site.id, code=code, name=name, seats=seats))
     load_completion_demo(cohort, trainees)
     db.session.commit()
     return {

@@ -14,6 +14,7 @@ from wtforms import (
     SelectMultipleField,
     StringField,
     TextAreaField,
+    TimeField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
@@ -159,3 +160,26 @@ class EnrollForm(FlaskForm):
 class ImportForm(FlaskForm):
     file = FileField(_l("CSV file"), validators=[FileRequired()])
     dry_run = BooleanField(_l("Only check, import nothing"))
+
+
+class HandoverForm(FlaskForm):
+    site = SelectField(_l("Assessment site"), coerce=int, validators=[InputRequired()])
+
+
+class ExamRoomForm(FlaskForm):
+    code = StringField(_l("Room code"), validators=[DataRequired(), Length(max=40)])
+    name = StringField(_l("Room name"), validators=[DataRequired(), Length(max=200)])
+    seats = IntegerField(_l("Seats"), validators=[InputRequired(), NumberRange(min=1, max=1000)])
+
+
+class ExamSessionForm(FlaskForm):
+    room = SelectField(_l("Room"), coerce=int, validators=[InputRequired()])
+    day = DateField(_l("Exam date"), validators=[InputRequired()])
+    start = TimeField(_l("Starts at (site time)"), validators=[InputRequired()])
+    minutes = IntegerField(
+        _l("Length (minutes)"), default=120, validators=[InputRequired(), NumberRange(15, 600)]
+    )
+
+
+class ResultsForm(FlaskForm):
+    file = FileField(_l("Results CSV from the national exam (UTF-8 or GBK)"), validators=[FileRequired()])

@@ -20,6 +20,7 @@ CORE_NAV = [
     NavItem("admin.list_users", lazy_gettext("Users"), frozenset({Role.ADMIN})),
     NavItem("admin.list_cohorts", lazy_gettext("Cohorts"), frozenset({Role.ADMIN})),
     NavItem("admin.list_institutions", lazy_gettext("Institutions"), frozenset({Role.ADMIN})),
+    NavItem("assessment.list_sites", lazy_gettext("Assessment"), frozenset({Role.ASSESSOR})),
 ]
 
 
@@ -118,9 +119,20 @@ def init_app(app: Flask) -> None:
     from lms.api import bp as api_bp
     from lms.services import completion as completion_service
     from lms.services.hours import connect_receivers
-    from lms.views import account, admin, auth, completion, learn, main, reports
+    from lms.views import account, admin, assessment, auth, completion, learn, main, records, reports
 
-    for blueprint in (auth.bp, main.bp, account.bp, admin.bp, learn.bp, reports.bp, completion.bp, api_bp):
+    for blueprint in (
+        auth.bp,
+        main.bp,
+        account.bp,
+        admin.bp,
+        learn.bp,
+        reports.bp,
+        completion.bp,
+        assessment.bp,
+        records.bp,
+        api_bp,
+    ):
         app.register_blueprint(blueprint)
     app.before_request(refuse_impossible_ids)
     app.before_request(enforce_access)

@@ -1,5 +1,6 @@
 """The core's models; importing this package registers every core table on the metadata."""
 
+from lms.models.assessment import Candidate, CandidateStatus, ExamRoom, ExamSession, Handover
 from lms.models.audit import AuditLog
 from lms.models.certificate import Certificate
 from lms.models.cohort import Cohort, Enrollment, EnrollmentStatus, cohort_trainer
@@ -21,6 +22,11 @@ from lms.models.user import LoginFailure, Role, RoleGrant, User
 __all__ = [
     "ApiToken",
     "AuditLog",
+    "Candidate",
+    "CandidateStatus",
+    "ExamRoom",
+    "ExamSession",
+    "Handover",
     "Certificate",
     "Cohort",
     "Course",

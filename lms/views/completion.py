@@ -12,11 +12,11 @@ from flask_login import current_user
 
 from lms import access
 from lms.extensions import db
-from lms.forms import RevokeCertificateForm
+from lms.forms import HandoverForm, RevokeCertificateForm
 from lms.i18n import current_locale
 from lms.models import Certificate, Cohort, Enrollment, EnrollmentStatus, Role
+from lms.services import assessment, completion
 from lms.services import cohorts as cohort_service
-from lms.services import completion
 from lms.services.certificates import (
     CertificateError,
     find_by_serial,
@@ -60,6 +60,7 @@ def show_checklist(cohort_id: int):
         cohort=cohort,
         checklist=completion.trainee_checklist(current_user, cohort),
         certificate=get_certificate(current_user, cohort),
+        attempts=[c for c in assessment.candidates_of_user(current_user) if c.cohort_id == cohort.id],
         labels=CHECKLIST_LABELS,
         localized=localized,
         locale=current_locale(),
@@ -81,6 +82,9 @@ def show_eligibility(cohort_id: int):
         eligible=sum(1 for row in rows if row.checklist.complete),
         revoke_form=RevokeCertificateForm(),
         can_revoke=cohort_service.can_administer_cohort(current_user, cohort),
+        handover_form=_handover_form(),
+        to_hand_over=assessment.candidates_to_hand_over(cohort),
+        exam_status={c.user_id: c for c in reversed(assessment.cohort_candidates(cohort))},
         labels=CHECKLIST_LABELS,
         localized=localized,
         locale=current_locale(),
@@ -116,6 +120,12 @@ def export_eligibility(cohort_id: int):
         download_name=f"{cohort.code}-eligibility.csv",
         max_age=0,
     )
+
+
+def _handover_form() -> HandoverForm:
+    form = HandoverForm()
+    form.site.choices = [(site.id, site.name) for site in assessment.assessment_sites()]
+    return form
 
 
 def _safe_cell(value: str) -> str:

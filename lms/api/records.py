@@ -1,0 +1,3 @@
+"""Record resources: the caller's hours transcript."""
+
+from __future__ import annotations
