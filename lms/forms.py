@@ -173,7 +173,7 @@ class ExamRoomForm(FlaskForm):
 
 
 class ExamSessionForm(FlaskForm):
-    room = SelectField(_l("Room"), coerce=int, validators=[InputRequired()])
+    room = SelectField(_l("Exam room"), coerce=int, validators=[InputRequired()])
     day = DateField(_l("Exam date"), validators=[InputRequired()])
     start = TimeField(_l("Starts at (site time)"), validators=[InputRequired()])
     minutes = IntegerField(

@@ -97,3 +97,61 @@ def test_one_lab_short_trainee_and_the_trainers_eligibility_view(demo, live_serv
     row = trainer.get_by_role("row").filter(has_text="trainee02")
     assert "Lab sessions attended" in row.inner_text()
     shoot(trainer, "4-trainer-eligibility-en")
+
+
+def test_assessor_receives_the_roster_schedules_imports_and_the_trainee_sees_the_outcome(
+    demo, live_server, new_context, shoot, tmp_path
+):
+    # the training base hands its one eligible trainee over
+    trainer = new_context(locale="en", viewport={"width": 1280, "height": 900}).new_page()
+    _sign_in(
+        trainer, live_server, "trainer1", label_user="Username", label_password="Password", button="Sign in"
+    )
+    trainer.get_by_role("link", name="AIET-P-DEMO").click()
+    trainer.get_by_role("link", name="Eligibility and certificates").click()
+    handover = trainer.get_by_role("region", name="Hand over to an assessment site")
+    assert handover.get_by_label(re.compile("trainee01")).is_checked()
+    handover.get_by_role("button", name="Hand over").click()
+    trainer.get_by_text("1 trainees were handed over").wait_for()
+    assert trainer.get_by_role("region", name="Hand over to an assessment site").count() == 0
+
+    # the assessor, in Chinese on a desktop, seats the candidate and prints the slip
+    assessor = new_context(
+        locale="zh-CN", viewport={"width": 1280, "height": 900}, accept_downloads=True
+    ).new_page()
+    _sign_in(assessor, live_server, "assessor1", label_user="用户名", label_password="密码", button="登录")
+    assessor.get_by_role("link", name="考核").click()
+    assessor.get_by_role("heading", name="收到的名单").wait_for()
+    schedule = assessor.get_by_role("region", name="安排考试")
+    schedule.get_by_label("考场", exact=True).select_option(label="K101 · 第一考场 (30)")
+    schedule.get_by_label("考试日期").fill("2027-03-06")
+    schedule.get_by_label(re.compile("开始时间")).fill("09:00")
+    schedule.get_by_role("button", name="安排并分配座位").click()
+    assessor.get_by_role("table").filter(has_text="座位").wait_for()
+    shoot(assessor, "5-assessor-seating-zh")
+    number = assessor.locator("table tbody tr td").nth(1).inner_text().strip()
+    name = assessor.locator("table tbody tr td").nth(2).inner_text().strip()
+    with assessor.expect_download() as slip:
+        assessor.get_by_role("link", name=re.compile("PDF")).first.click()
+    slip.value.save_as(tmp_path / "slip.pdf")
+    assert (tmp_path / "slip.pdf").read_bytes().startswith(b"%PDF")
+
+    # the national exam's results, exported from Excel on Chinese Windows (GBK)
+    results = tmp_path / "results.csv"
+    results.write_bytes(
+        f"准考证号,姓名,结果,成绩,证书编号\n{number},{name},合格,88,L-2027-000123\n".encode("gbk")
+    )
+    assessor.get_by_role("link", name=re.compile("返回")).click()
+    assessor.get_by_label(re.compile("考试成绩 CSV")).set_input_files(str(results))
+    assessor.get_by_role("button", name="导入成绩").click()
+    assessor.get_by_text("已记录成绩").wait_for()
+    shoot(assessor, "6-results-imported-zh")
+
+    # the trainee sees the outcome
+    trainee = new_context(locale="zh-CN", viewport=PHONE).new_page()
+    _sign_in(trainee, live_server, "trainee01", label_user="用户名", label_password="密码", button="登录")
+    trainee.get_by_role("link", name="已结业：查看证书").click()
+    trainee.get_by_role("heading", name="全国统一考试").wait_for()
+    outcome = trainee.locator("ul.attempts li").first.inner_text()
+    assert number in outcome and "合格" in outcome and "L-2027-000123" in outcome
+    shoot(trainee, "7-trainee-outcome-zh")

@@ -197,7 +197,6 @@ def sample_values(people, dummy_cohort) -> dict[str, int | str]:
         "grant_id": trainee.grants[0].id,
         "cohort_id": dummy_cohort.id,
         "serial": "AIET-P-2026-NOSUCH00",
-        "site_id": 999_999,
         "exam_id": 999_999,
         "candidate_id": 999_999,
         "enrollment_id": dummy_cohort.enrollments[0].id,
