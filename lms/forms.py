@@ -7,6 +7,7 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
+    FloatField,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -183,3 +184,20 @@ class ExamSessionForm(FlaskForm):
 
 class ResultsForm(FlaskForm):
     file = FileField(_l("Results CSV from the national exam (UTF-8 or GBK)"), validators=[FileRequired()])
+
+
+class CompletionRulesForm(FlaskForm):
+    total_hours = FloatField(_l("Hours in total"), validators=[InputRequired(), NumberRange(0, 10_000)])
+    online_hours = FloatField(_l("Online hours"), validators=[InputRequired(), NumberRange(0, 10_000)])
+    offline_hours = FloatField(
+        _l("Offline (lab) hours"), validators=[InputRequired(), NumberRange(0, 10_000)]
+    )
+    lab_attendance = IntegerField(
+        _l("Lab units attended (percent)"), validators=[InputRequired(), NumberRange(0, 100)]
+    )
+    exercise_pass_mark = FloatField(
+        _l("Exercise pass mark (percent)"), validators=[InputRequired(), NumberRange(0, 100)]
+    )
+    quizzes = BooleanField(_l("Every quiz must be passed"))
+    final_project = SelectField(_l("Final project"), choices=[])
+    reset = BooleanField(_l("Use the course's rules again (drop this cohort's changes)"))

@@ -12,7 +12,7 @@ from flask_login import current_user
 
 from lms import access
 from lms.extensions import db
-from lms.forms import HandoverForm, RevokeCertificateForm
+from lms.forms import CompletionRulesForm, HandoverForm, RevokeCertificateForm
 from lms.i18n import current_locale
 from lms.models import Certificate, Cohort, Enrollment, EnrollmentStatus, Role
 from lms.services import assessment, completion
@@ -83,6 +83,7 @@ def show_eligibility(cohort_id: int):
         revoke_form=RevokeCertificateForm(),
         can_revoke=cohort_service.can_administer_cohort(current_user, cohort),
         handover_form=_handover_form(),
+        rules_form=_rules_form(cohort),
         to_hand_over=assessment.candidates_to_hand_over(cohort),
         exam_status={c.user_id: c for c in reversed(assessment.cohort_candidates(cohort))},
         labels=CHECKLIST_LABELS,
@@ -120,6 +121,65 @@ def export_eligibility(cohort_id: int):
         download_name=f"{cohort.code}-eligibility.csv",
         max_age=0,
     )
+
+
+def _rules_form(cohort: Cohort, formdata: bool = False) -> CompletionRulesForm:
+    rules = completion.cohort_rules(cohort)
+    form = CompletionRulesForm(
+        **({} if formdata else {"formdata": None}),
+        total_hours=rules.total_hours,
+        online_hours=rules.online_hours,
+        offline_hours=rules.offline_hours,
+        lab_attendance=round(rules.lab_attendance * 100),
+        exercise_pass_mark=rules.exercise_pass_mark,
+        quizzes=rules.quizzes,
+        final_project=rules.final_project or "",
+    )
+    exercises = [unit for unit in completion.rule_units(cohort) if unit.kind == "exercise"]
+    form.final_project.choices = [("", _("None"))] + [
+        (unit.key, localized(dict(unit.title), current_locale())) for unit in exercises
+    ]
+    return form
+
+
+@bp.post("/cohorts/<int:cohort_id>/completion-rules")
+@access.roles(Role.ADMIN)
+def change_rules(cohort_id: int):
+    cohort = _cohort(cohort_id)
+    if not cohort_service.can_administer_cohort(current_user, cohort):
+        abort(404)
+    form = _rules_form(cohort, formdata=True)
+    back = url_for("completion.show_eligibility", cohort_id=cohort.id)
+    if not form.validate_on_submit():
+        for field, errors in form.errors.items():
+            for error in errors:
+                flash(f"{getattr(form, field).label.text}: {error}", "error")
+        return redirect(back)
+    overrides: dict[str, object] = {}
+    if not form.reset.data:
+        overrides = {
+            "hours": {
+                "total": form.total_hours.data,
+                "online": form.online_hours.data,
+                "offline": form.offline_hours.data,
+            },
+            "lab_attendance": (form.lab_attendance.data or 0) / 100,
+            "exercise_pass_mark": form.exercise_pass_mark.data,
+            "quizzes": bool(form.quizzes.data),
+            "final_project": form.final_project.data or None,
+        }
+    try:
+        completion.set_cohort_overrides(cohort, overrides, current_user)
+    except completion.InvalidCompletionRules as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(back)
+    db.session.commit()
+    flash(
+        _("The completion rules of %(code)s were saved; every trainee was checked again.", code=cohort.code),
+        "success",
+    )
+    return redirect(back)
 
 
 def _handover_form() -> HandoverForm:

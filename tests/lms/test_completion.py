@@ -291,6 +291,41 @@ def test_eligibility_page_and_csv_show_what_is_left(client, auth, cohort, people
     assert csv_text.splitlines()[1].startswith("trainee1,") and ",no,ex01-double," in csv_text
 
 
+def test_admin_changes_the_cohorts_rules_on_the_page(client, auth, cohort, people) -> None:
+    _do_everything_but_the_exercise(people["trainee"], cohort, lab=False)
+    _grade_exercise(people["trainee"], cohort, 3.0)
+    db.session.commit()
+    auth.login("admin1")
+    page = client.get(f"/cohorts/{cohort.id}/eligibility").get_data(as_text=True)
+    assert 'name="total_hours"' in page and 'value="2.0"' in page
+    form = {
+        "csrf_token": csrf_from(page),
+        "total_hours": "1",
+        "online_hours": "1",
+        "offline_hours": "0",
+        "lab_attendance": "0",
+        "exercise_pass_mark": "60",
+        "quizzes": "y",
+        "final_project": "ex01-double",
+    }
+    assert (
+        client.post(
+            f"/cohorts/{cohort.id}/completion-rules", data={**form, "lab_attendance": "150"}
+        ).status_code
+        == 302
+    )
+    assert _certificates() == 0 and cohort.completion_overrides == {}
+    assert client.post(f"/cohorts/{cohort.id}/completion-rules", data=form).status_code == 302
+    db.session.expire_all()
+    assert _certificates() == 1
+    assert cohort.completion_overrides["lab_attendance"] == 0
+    assert cohort.completion_overrides["final_project"] == "ex01-double"
+    reset = client.post(f"/cohorts/{cohort.id}/completion-rules", data={**form, "reset": "y"})
+    assert reset.status_code == 302
+    db.session.expire_all()
+    assert cohort.completion_overrides == {} and _certificates() == 1  # the certificate stands
+
+
 def test_trainee_checklist_page_shows_done_and_left(client, auth, cohort, people) -> None:
     _do_everything_but_the_exercise(people["trainee"], cohort)
     db.session.commit()

@@ -110,6 +110,7 @@ POLICY: dict[str, set[str]] = {
     "completion.export_eligibility": {TRAINER, ADMIN},
     "completion.download_certificate": SIGNED_IN,
     "completion.revoke": {TRAINER, ADMIN},
+    "completion.change_rules": {ADMIN},
     "completion.verify_form": EVERYONE,
     "completion.verify": EVERYONE,
     "assessment.hand_over": {TRAINER, ADMIN},
