@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, jsonify, url_for
-from sqlalchemy import select
 
 from lms import access
 from lms.api import bp
 from lms.completion import Checklist
-from lms.extensions import db
-from lms.models import Certificate, Cohort, Enrollment, EnrollmentStatus, User
+from lms.models import Certificate, User
+from lms.services import cohorts as cohort_service
 from lms.services import completion
 from lms.services.certificates import user_certificates
 
@@ -58,12 +57,7 @@ def list_my_certificates():
 @access.signed_in
 def get_my_completion():
     user: User = g.api_user
-    enrollments = db.session.scalars(
-        select(Enrollment)
-        .join(Cohort)
-        .where(Enrollment.user_id == user.id, Enrollment.status != EnrollmentStatus.WITHDRAWN)
-        .order_by(Cohort.starts_on.desc(), Cohort.id)
-    ).all()
+    enrollments = cohort_service.current_enrollments(user)
     items = []
     for enrollment in enrollments:
         result = completion.trainee_checklist(user, enrollment.cohort)

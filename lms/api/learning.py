@@ -11,7 +11,8 @@ from lms import access
 from lms.api import bp
 from lms.api.core import MAX_INT64
 from lms.extensions import db
-from lms.models import Cohort, Course, CourseVersion, Enrollment, EnrollmentStatus, QuizAttempt, User
+from lms.models import Course, CourseVersion, QuizAttempt, User
+from lms.services import cohorts as cohort_service
 from lms.services import progress
 from lms.services.hours import hours_summary
 
@@ -77,12 +78,7 @@ def get_course_outline(course_id: int):
 @access.signed_in
 def get_my_progress():
     user: User = g.api_user
-    enrollments = db.session.scalars(
-        select(Enrollment)
-        .join(Cohort)
-        .where(Enrollment.user_id == user.id, Enrollment.status != EnrollmentStatus.WITHDRAWN)
-        .order_by(Cohort.starts_on.desc(), Cohort.id)
-    ).all()
+    enrollments = cohort_service.current_enrollments(user)
     items = []
     for enrollment in enrollments:
         cohort = enrollment.cohort

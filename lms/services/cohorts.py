@@ -152,6 +152,18 @@ def visible_cohorts(user: User) -> list[Cohort]:
     return sorted(cohorts.values(), key=lambda c: (c.starts_on, c.code), reverse=True)
 
 
+def current_enrollments(user: User) -> list[Enrollment]:
+    """The user's enrollments that are not withdrawn, latest cohort first."""
+    return list(
+        db.session.scalars(
+            select(Enrollment)
+            .join(Cohort)
+            .where(Enrollment.user_id == user.id, Enrollment.status != EnrollmentStatus.WITHDRAWN)
+            .order_by(Cohort.starts_on.desc(), Cohort.id)
+        )
+    )
+
+
 def can_manage_cohort(user: User, cohort: Cohort) -> bool:
     """Admins of its training base (or the platform) and its trainers."""
     return can_administer_cohort(user, cohort) or any(t.id == user.id for t in cohort.trainers)

@@ -44,6 +44,14 @@ def _cohort(cohort_id: int) -> Cohort:
     return cohort
 
 
+def _managed_cohort(cohort_id: int) -> Cohort:
+    """The cohort, if the signed-in user teaches it or administers it (404 otherwise)."""
+    cohort = _cohort(cohort_id)
+    if not cohort_service.can_manage_cohort(current_user, cohort):
+        abort(404)
+    return cohort
+
+
 def _enrollment(cohort: Cohort) -> Enrollment | None:
     return next((e for e in cohort.enrollments if e.user_id == current_user.id), None)
 
@@ -70,9 +78,7 @@ def show_checklist(cohort_id: int):
 @bp.get("/cohorts/<int:cohort_id>/eligibility")
 @access.roles(Role.ADMIN, Role.TRAINER)
 def show_eligibility(cohort_id: int):
-    cohort = _cohort(cohort_id)
-    if not cohort_service.can_manage_cohort(current_user, cohort):
-        abort(404)
+    cohort = _managed_cohort(cohort_id)
     rows = completion.cohort_eligibility(cohort)
     return render_template(
         "lms/completion/eligibility.html",
@@ -95,9 +101,7 @@ def show_eligibility(cohort_id: int):
 @bp.get("/cohorts/<int:cohort_id>/eligibility.csv")
 @access.roles(Role.ADMIN, Role.TRAINER)
 def export_eligibility(cohort_id: int):
-    cohort = _cohort(cohort_id)
-    if not cohort_service.can_manage_cohort(current_user, cohort):
-        abort(404)
+    cohort = _managed_cohort(cohort_id)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["username", "real_name", "eligible", "requirements_left", "certificate", "revoked"])
