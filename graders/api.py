@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, abort, g, jsonify, request, url_for
 from flask_babel import gettext as _
 
 from graders import services
+from graders.handing_in import store_submission
 from graders.models import Assignment, Submission, SubmissionStatus
 from lms import access
-from lms.db import commit_with_retry
 from lms.extensions import csrf, db
 from lms.i18n import current_locale
 from lms.models import Role, User
@@ -157,25 +157,8 @@ def create_submission(assignment_id: int) -> Response:
         return error(400, "missing_file", _("Send the notebook as a multipart/form-data field named 'file'."))
     data = upload.read()
     filename = upload.filename or ""
-    user_id = user.id
-    config = current_app.config
-
-    def work() -> tuple[int, bool]:
-        trainee = db.session.get(User, user_id)
-        fresh = db.session.get(Assignment, assignment_id)
-        assert trainee is not None and fresh is not None
-        submission, created = services.submit(
-            fresh,
-            trainee,
-            data,
-            filename=filename,
-            max_bytes=int(config["GRADER_MAX_UPLOAD_BYTES"]),
-            max_cells=int(config["GRADER_MAX_CELLS"]),
-        )
-        return submission.id, created
-
     try:
-        submission_id, created = commit_with_retry(work)
+        submission_id, created = store_submission(assignment_id, user.id, data, filename)
     except UploadRejected as exc:
         return error(422, exc.code, exc.message)
     except services.NotEnrolled:

@@ -34,9 +34,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from graders import services, tasks
 from graders.forms import UploadForm
+from graders.handing_in import store_submission
 from graders.models import Assignment, Submission, SubmissionStatus
 from lms import access
-from lms.db import commit_with_retry
 from lms.extensions import db
 from lms.i18n import current_locale
 from lms.models import Role, User
@@ -191,26 +191,8 @@ def submit(assignment_id: int):
     upload = form.file.data
     data = upload.read()
     filename = upload.filename or ""
-    user_id = current_user.id
-    config = current_app.config
-
-    def work() -> tuple[int, bool]:
-        # Looked up again on every try: a retried unit of work starts from a rolled-back session.
-        trainee = db.session.get(User, user_id)
-        fresh = db.session.get(Assignment, assignment_id)
-        assert trainee is not None and fresh is not None
-        submission, created = services.submit(
-            fresh,
-            trainee,
-            data,
-            filename=filename,
-            max_bytes=int(config["GRADER_MAX_UPLOAD_BYTES"]),
-            max_cells=int(config["GRADER_MAX_CELLS"]),
-        )
-        return submission.id, created
-
     try:
-        submission_id, created = commit_with_retry(work)
+        submission_id, created = store_submission(assignment_id, current_user.id, data, filename)
     except (UploadRejected, services.GradersError) as exc:
         form.file.errors = [str(exc)]
         return _render_assignment(assignment, learner, form, status=422)
