@@ -246,10 +246,11 @@ def load_completion_demo(cohort: Cohort, trainees: list[User]) -> None:
                     delivery=Delivery.ONLINE,
                     minutes=unit.minutes,
                     evidence={
-                        "kind": "online_unit",
                         "unit_key": unit.key,
+                        "unit_kind": unit.kind.value,
+                        "active_seconds": unit.minutes * 60,
+                        "completed_at": at.isoformat(),
                         "demo": True,
-                        "at": at.isoformat(),
                     },
                 )
             elif unit.kind == UnitKind.LAB:

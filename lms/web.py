@@ -21,6 +21,7 @@ CORE_NAV = [
     NavItem("admin.list_cohorts", lazy_gettext("Cohorts"), frozenset({Role.ADMIN})),
     NavItem("admin.list_institutions", lazy_gettext("Institutions"), frozenset({Role.ADMIN})),
     NavItem("assessment.list_sites", lazy_gettext("Assessment"), frozenset({Role.ASSESSOR})),
+    NavItem("records.list_audit", lazy_gettext("Audit log"), frozenset({Role.ADMIN})),
 ]
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask
 
 from lms.api.core import MAX_ID, MAX_INT64
-from lms.models import CourseLevel, EnrollmentStatus, ProgressStatus, Role, UnitKind
+from lms.models import CourseLevel, EnrollmentStatus, HoursSource, ProgressStatus, Role, UnitKind
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
@@ -319,6 +319,45 @@ SCHEMAS: dict[str, Any] = {
         },
         "The caller's completion checklist per enrollment.",
     ),
+    "TranscriptList": _object(
+        {
+            "items": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "cohort_id": ID,
+                        "course_code": STRING,
+                        "online_minutes": {"type": "integer", "minimum": 0},
+                        "offline_minutes": {"type": "integer", "minimum": 0},
+                        "lines": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "at": {"type": "string", "format": "date-time"},
+                                    "source": {"type": "string", "enum": [s.value for s in HoursSource]},
+                                    "delivery": {"type": "string", "enum": ["online", "offline"]},
+                                    "unit_key": STRING,
+                                    "minutes": {"type": "integer"},
+                                    "evidence": {**STRING, "description": "A short summary of the evidence."},
+                                }
+                            ),
+                        },
+                        "exercises": {
+                            "type": "array",
+                            "items": _object(
+                                {
+                                    "unit_key": STRING,
+                                    "best_percent": {"type": "number"},
+                                    "attempts": {"type": "integer", "minimum": 0},
+                                }
+                            ),
+                        },
+                    }
+                ),
+            }
+        },
+        "The caller's transcript per enrollment (not withdrawn), latest first.",
+    ),
     "QuizAttemptList": _object(
         {"items": {"type": "array", "items": _ref("QuizAttempt")}},
         "The caller's quiz attempts, latest first.",
@@ -505,6 +544,34 @@ CORE_PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json("CertificateList", "The certificates, revoked ones included."),
                 "401": _error("Unauthenticated"),
+            },
+        },
+    },
+    "/api/v1/me/transcript": {
+        "get": {
+            "operationId": "getMyTranscript",
+            "summary": "The caller's hours transcript per enrollment, from the ledger with its evidence",
+            "tags": ["completion"],
+            "parameters": [
+                {
+                    "name": "format",
+                    "in": "query",
+                    "description": "json (default); csv or pdf: the latest enrollment's transcript, a file.",
+                    "schema": {"type": "string", "enum": ["json", "csv", "pdf"]},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "The transcripts (JSON), or one as a CSV or PDF file.",
+                    "content": {
+                        "application/json": {"schema": _ref("TranscriptList")},
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                "400": _error("BadRequest"),
+                "401": _error("Unauthenticated"),
+                "404": _error("NotFound"),
             },
         },
     },

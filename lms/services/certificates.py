@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from flask import render_template
@@ -154,15 +155,25 @@ def qr_data_uri(data: str) -> str:
 
 def render_pdf(certificate: Certificate, verify_url: str) -> bytes:
     """The certificate as an A4 landscape PDF, in Chinese and English, with a QR code to ``verify_url``."""
+    return render_certificates_pdf([certificate], lambda _serial: verify_url)
+
+
+def render_certificates_pdf(certificates: list[Certificate], verify_url_for: Callable[[str], str]) -> bytes:
+    """Certificates as one PDF, a page each (``verify_url_for(serial)`` gives each QR code's address)."""
     from weasyprint import HTML
 
-    html = render_template(
-        "lms/completion/certificate_pdf.html",
-        certificate=certificate,
-        verify_url=verify_url,
-        qr=qr_data_uri(verify_url),
-        issuer=certificate.issuer,
-        # the date as it was at the training base
-        issued_on=certificate.issued_at.astimezone(ZoneInfo(certificate.issuer.timezone)).date(),
-    )
+    pages = []
+    for certificate in certificates:
+        url = verify_url_for(certificate.serial)
+        pages.append(
+            {
+                "certificate": certificate,
+                "issuer": certificate.issuer,
+                "verify_url": url,
+                "qr": qr_data_uri(url),
+                # the date as it was at the training base
+                "issued_on": certificate.issued_at.astimezone(ZoneInfo(certificate.issuer.timezone)).date(),
+            }
+        )
+    html = render_template("lms/completion/certificate_pdf.html", pages=pages)
     return HTML(string=html).write_pdf()
