@@ -74,9 +74,11 @@ def cohort_rules(cohort: Cohort) -> CompletionRules:
         "online": course.online_hours,
         "offline": course.offline_hours,
     }
-    if cohort.required_hours and not meta.get("completion", {}).get("hours", {}).get("total"):
+    declared = meta.get("completion") or {}
+    if cohort.required_hours and not (declared.get("hours") or {}).get("total"):
+        # without a declared total, the cohort's own required hours count (when they ask for more)
         hours = {**hours, "total": max(float(hours.get("total", 0)), float(cohort.required_hours))}
-    return rules_from(hours, meta.get("completion"), cohort.completion_overrides)
+    return rules_from(hours, declared, cohort.completion_overrides)
 
 
 def set_cohort_overrides(cohort: Cohort, overrides: dict[str, Any], actor: User) -> CompletionRules:

@@ -186,6 +186,26 @@ def cohort(app, people, dummy_cohort, course_dir: Path) -> Cohort:  # noqa: F811
     return dummy_cohort
 
 
+def test_a_course_without_rules_asks_for_its_hours_and_the_defaults(
+    app,
+    people,
+    dummy_cohort,
+    course_dir: Path,  # noqa: F811
+) -> None:
+    import_course(load_course(course_dir))
+    db.session.commit()
+    rules = completion.cohort_rules(dummy_cohort)
+    assert (rules.online_hours, rules.offline_hours) == (1, 1)
+    assert rules.total_hours == max(2, dummy_cohort.required_hours)
+    assert (rules.lab_attendance, rules.exercise_pass_mark, rules.final_project) == (0.8, 60, None)
+    # evidence arriving is checked against those rules
+    signals.lesson_completed.send(
+        None, user=people["trainee"], cohort=dummy_cohort, unit_id="m01-l01-intro", minutes=40, evidence={}
+    )
+    left = completion.trainee_checklist(people["trainee"], dummy_cohort).left
+    assert "hours_online" in {item.kind for item in left}
+
+
 def _do_everything_but_the_exercise(trainee: User, cohort: Cohort, *, lab: bool = True) -> None:
     signals.lesson_completed.send(
         None, user=trainee, cohort=cohort, unit_id="m01-l01-intro", minutes=40, evidence={"kind": "test"}
