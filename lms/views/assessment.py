@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
@@ -75,7 +76,13 @@ def hand_over(cohort_id: int):
         return redirect(back)
     db.session.commit()
     flash(
-        _("%(n)d trainees were handed over to %(site)s.", n=len(trainees), site=handover.site.name), "success"
+        ngettext(
+            "%(num)d trainee was handed over to %(site)s.",
+            "%(num)d trainees were handed over to %(site)s.",
+            len(trainees),
+            site=handover.site.name,
+        ),
+        "success",
     )
     return redirect(back)
 

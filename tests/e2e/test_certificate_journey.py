@@ -112,7 +112,7 @@ def test_assessor_receives_the_roster_schedules_imports_and_the_trainee_sees_the
     handover = trainer.get_by_role("region", name="Hand over to an assessment site")
     assert handover.get_by_label(re.compile("trainee01")).is_checked()
     handover.get_by_role("button", name="Hand over").click()
-    trainer.get_by_text("1 trainees were handed over").wait_for()
+    trainer.get_by_text("1 trainee was handed over").wait_for()
     assert trainer.get_by_role("region", name="Hand over to an assessment site").count() == 0
 
     # the assessor, in Chinese on a desktop, seats the candidate and prints the slip
