@@ -319,6 +319,70 @@ SCHEMAS: dict[str, Any] = {
         },
         "The caller's completion checklist per enrollment.",
     ),
+    "TranscriptEvidence": _object(
+        {
+            "active_minutes": {
+                "type": "integer",
+                "minimum": 0,
+                "nullable": True,
+                "description": "Online units: minutes of active study the server accepted.",
+            },
+            "score_percent": {
+                "type": "number",
+                "nullable": True,
+                "description": "Quizzes: the best percentage when the unit was credited.",
+            },
+            "session_starts_at": {
+                "type": "string",
+                "format": "date-time",
+                "nullable": True,
+                "description": "Lab sessions: when the session began.",
+            },
+            "session_ends_at": {
+                "type": "string",
+                "format": "date-time",
+                "nullable": True,
+                "description": "Lab sessions: when the session ended.",
+            },
+            "checked_in_at": {
+                "type": "string",
+                "format": "date-time",
+                "nullable": True,
+                "description": "Lab sessions: the trainee's check-in.",
+            },
+            "attendance": {
+                "type": "string",
+                "nullable": True,
+                "description": "Lab sessions: the trainer's mark, e.g. attended or late.",
+            },
+            "site": {"type": "string", "nullable": True, "description": "Lab sessions: the site's code."},
+            "room": {"type": "string", "nullable": True, "description": "Lab sessions: the room's code."},
+            "note": {"type": "string", "nullable": True, "description": "Adjustments: the stated reason."},
+        },
+        "What a ledger line was credited on; fields that do not apply to its source are null.",
+    ),
+    "TranscriptLine": _object(
+        {
+            "at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When it happened (a lab starts, a unit is completed), else when recorded.",
+            },
+            "recorded_at": {"type": "string", "format": "date-time"},
+            "source": {"type": "string", "enum": [s.value for s in HoursSource]},
+            "delivery": {"type": "string", "enum": ["online", "offline"]},
+            "unit_key": {**STRING, "description": "Empty for adjustments that name no unit."},
+            "title": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "nullable": True,
+                "description": "The unit title by locale; null when the unit is not in the cohort version.",
+            },
+            "minutes": {"type": "integer", "description": "Negative for a correcting adjustment."},
+            "evidence": _ref("TranscriptEvidence"),
+        },
+        "One line of the hours ledger with its evidence.",
+    ),
     "TranscriptList": _object(
         {
             "items": {
@@ -326,37 +390,37 @@ SCHEMAS: dict[str, Any] = {
                 "items": _object(
                     {
                         "cohort_id": ID,
+                        "cohort_code": STRING,
                         "course_code": STRING,
-                        "online_minutes": {"type": "integer", "minimum": 0},
-                        "offline_minutes": {"type": "integer", "minimum": 0},
+                        "online_minutes": {"type": "integer"},
+                        "offline_minutes": {"type": "integer"},
                         "lines": {
                             "type": "array",
-                            "items": _object(
-                                {
-                                    "at": {"type": "string", "format": "date-time"},
-                                    "source": {"type": "string", "enum": [s.value for s in HoursSource]},
-                                    "delivery": {"type": "string", "enum": ["online", "offline"]},
-                                    "unit_key": STRING,
-                                    "minutes": {"type": "integer"},
-                                    "evidence": {**STRING, "description": "A short summary of the evidence."},
-                                }
-                            ),
+                            "items": _ref("TranscriptLine"),
+                            "description": "Oldest first.",
                         },
                         "exercises": {
                             "type": "array",
                             "items": _object(
                                 {
                                     "unit_key": STRING,
+                                    "title": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "string"},
+                                        "nullable": True,
+                                        "description": "The exercise's title by locale.",
+                                    },
                                     "best_percent": {"type": "number"},
                                     "attempts": {"type": "integer", "minimum": 0},
                                 }
                             ),
+                            "description": "Graded exercises with their best percentage, in teaching order.",
                         },
                     }
                 ),
             }
         },
-        "The caller's transcript per enrollment (not withdrawn), latest first.",
+        "The caller's transcript per enrollment (not withdrawn), latest cohort first.",
     ),
     "QuizAttemptList": _object(
         {"items": {"type": "array", "items": _ref("QuizAttempt")}},
@@ -556,8 +620,9 @@ CORE_PATHS: dict[str, Any] = {
                 {
                     "name": "format",
                     "in": "query",
-                    "description": "json (default); csv or pdf: the latest enrollment's transcript, a file.",
-                    "schema": {"type": "string", "enum": ["json", "csv", "pdf"]},
+                    "description": "json (default): every enrollment not withdrawn; csv or pdf: the latest "
+                    "enrollment's transcript as a file. Any other value gets 400.",
+                    "schema": {"type": "string", "enum": ["json", "csv", "pdf"], "default": "json"},
                 },
             ],
             "responses": {

@@ -125,7 +125,7 @@ POLICY: dict[str, set[str]] = {
     "records.export_my_transcript": SIGNED_IN,
     "records.print_my_transcript": SIGNED_IN,
     "records.print_trainee_transcript": {TRAINER, ADMIN},
-    "records.download_subsidy_pack": {ADMIN},
+    "records.download_subsidy_pack": {TRAINER, ADMIN},
     "records.list_audit": {ADMIN},
     "api.get_my_transcript": SIGNED_IN,
     "graders.static": EVERYONE,
