@@ -268,6 +268,18 @@ def _grade_in_parallel(
             raise
 
 
+def _graded_in_turn(
+    settings: CourseSettings, assignment: str, students: list[str]
+) -> Iterator[StudentOutcome]:
+    from graders import runs
+
+    try:
+        for student in students:
+            yield grade_student(settings, assignment, student)
+    finally:
+        runs.plan([])
+
+
 def _echo_outcome(outcome: StudentOutcome) -> None:
     if outcome.ok:
         click.echo(f"{outcome.student}: ok ({outcome.seconds:.1f} s)")
@@ -328,7 +340,12 @@ def autograde_command(
     outcomes: Iterator[StudentOutcome]
     if workers == 1:
         prestart_sandbox(settings)
-        outcomes = (grade_student(settings, assignment, student) for student in chosen)
+        if settings.engine == "warm":
+            from graders.nbgrader_backend import plan_runs_ahead
+            from graders.sandbox import Limits
+
+            plan_runs_ahead(settings.config(), assignment, chosen, Limits().disk_bytes)
+        outcomes = _graded_in_turn(settings, assignment, chosen)
     else:
         outcomes = _grade_in_parallel(settings, assignment, chosen, workers)
     failed = []

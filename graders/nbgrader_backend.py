@@ -23,12 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
-from nbclient.exceptions import DeadKernelError
-from nbformat import NotebookNode
-from traitlets.config import Config
+# jsonschema builds grammars for the "iri" formats when rfc3987_syntax is installed (about 1 s at every
+# import); no notebook schema checks those formats, so grading processes skip them.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
-from graders.sandbox import BUBBLEWRAP, Limits, SandboxedKernelManager
+import nbformat  # noqa: E402
+from nbclient.exceptions import DeadKernelError  # noqa: E402
+from nbformat import NotebookNode  # noqa: E402
+from traitlets.config import Config  # noqa: E402
+
+from graders.sandbox import BUBBLEWRAP, Limits, SandboxedKernelManager  # noqa: E402
 
 # nbgrader is imported inside the functions below: importing it pulls in jupyter_server (slow, heavy).
 
@@ -240,11 +244,12 @@ def _warm_execute_class() -> type:
     from nbgrader.preprocessors import NbGraderPreprocessor
     from traitlets import Dict, List, Unicode
 
-    from graders import warm
+    from graders import runs, warm
 
     class _WarmExecute(NbGraderPreprocessor):
         """Executes the notebook as a fresh run in this process's warm sandbox (graders.warm), recording
-        outputs, timeouts and a stopped run exactly as SandboxedExecute does with a kernel."""
+        outputs, timeouts and a stopped run exactly as SandboxedExecute does with a kernel; takes the
+        outcomes of a run ahead (graders.runs) when it ran exactly these cells."""
 
         limits = Dict().tag(config=True)
         sandbox_mode = Unicode(BUBBLEWRAP).tag(config=True)
@@ -255,76 +260,118 @@ def _warm_execute_class() -> type:
             key = warm.WarmKey(limits=limits, preload=tuple(self.preload), mode=self.sandbox_mode)
             data_dir = (resources or {}).get("metadata", {}).get("path", "")
             files = _data_files(Path(data_dir), limits.disk_bytes) if data_dir else {}
+            code_cells = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source.strip()]
+            requests = cell_requests(code_cells)
+            outcomes: list[runs.CellOutcome] | None = None
             for attempt in (1, 2):  # a broken warm sandbox (not the trainee's doing) is replaced once
                 sandbox = warm.sandbox_for(key)
+                outcomes = runs.take(sandbox, requests, files, limits)
+                if outcomes is not None:
+                    break
                 try:
-                    self._run_cells(sandbox, nb, files, limits)
+                    outcomes = runs.run_cells(sandbox, requests, files, limits, _SHELL_RESET)
                     break
                 except warm.SandboxBroken:
                     log.warning("the warm sandbox broke; %s", "retrying" if attempt == 1 else "giving up")
                     warm.discard(sandbox)
                     if attempt == 2:
                         raise
+            assert outcomes is not None
+            for cell, outcome in zip(code_cells, outcomes, strict=True):
+                _apply_outcome(cell, outcome)
+            about = (resources or {}).get("nbgrader", {})
+            if sandbox.alive and "student" in about and "notebook" in about:
+                runs.start_after(about["student"], about["notebook"], sandbox, limits, _SHELL_RESET)
             return nb, resources
-
-        def _run_cells(self, sandbox: Any, nb: NotebookNode, files: dict[str, bytes], limits: Limits) -> None:
-            from graders import warm
-
-            stopped: str | None = None
-            try:
-                sandbox.begin(files, limits.total_timeout)
-            except warm.RunStopped:
-                stopped = "the kernel had stopped before this cell; it did not run"
-            try:
-                for cell in nb.cells:
-                    if cell.cell_type != "code" or not cell.source.strip():
-                        continue  # as nbclient: empty cells are not sent
-                    if stopped is not None:
-                        cell.outputs = [_error(NOT_RUN, stopped)]
-                        continue
-                    meta = cell.metadata.get("nbgrader", {})
-                    is_test = bool(meta.get("grade")) and not meta.get("solution")
-                    try:
-                        if is_test:
-                            token = secrets.token_hex(16)
-                            if sandbox.check(_SHELL_RESET.replace("TOKEN", token)) != token:
-                                cell.outputs = [
-                                    _error(
-                                        TAMPERED,
-                                        "the notebook changed how the tests run; this cell earns nothing",
-                                    )
-                                ]
-                                continue
-                        reply = sandbox.run(
-                            cell.source, store_history=not is_test, timeout=limits.cell_timeout
-                        )
-                        cell.outputs = _checked_outputs(reply.get("outputs"))
-                        _record_failure(cell, reply)
-                        count = reply.get("execution_count")
-                        cell.execution_count = count if isinstance(count, int) else None
-                    except warm.CellTimedOut as timeout:
-                        # as nbgrader's Execute: the kernel's interruption, then the timeout error
-                        cell.outputs = _checked_outputs(timeout.outputs)
-                        cell.outputs.append(_CELL_TIMEOUT())
-                    except warm.RunStopped as error:
-                        if error.time_limit:
-                            stopped = "the notebook ran out of time (total time limit); this cell did not run"
-                            cell.outputs.append(
-                                _error(TIME_LIMIT, "the total time limit for the notebook was reached")
-                            )
-                        else:
-                            stopped = "the kernel had stopped before this cell; it did not run"
-                            cell.outputs.append(
-                                _error(
-                                    KERNEL_STOPPED, "the kernel stopped (it exited, crashed or hit a limit)"
-                                )
-                            )
-            finally:
-                sandbox.end()
 
     _WarmExecute.__name__ = "WarmExecute"
     _WarmExecute.__qualname__ = "WarmExecute"
     return _WarmExecute
+
+
+def cell_requests(code_cells: list[Any], locked: dict[str, str] | None = None) -> list[Any]:
+    """What the warm engine sends for these non-empty code cells: each source (a locked cell's from
+    ``locked`` by grade id, as nbgrader's OverwriteCells restores it) and whether it is a test cell."""
+    from graders.runs import CellRequest
+
+    requests = []
+    for cell in code_cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        meta = meta if isinstance(meta, dict) else {}
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        if locked and meta.get("grade_id") in locked:
+            source = locked[meta["grade_id"]]
+        requests.append(CellRequest(source, bool(meta.get("grade")) and not meta.get("solution")))
+    return requests
+
+
+def plan_runs_ahead(cfg: Config, assignment: str, students: list[str], files_limit: int) -> None:
+    """Tell the warm engine which notebooks this process grades next, in order, so that each one's cells
+    run while nbgrader records the one before (graders.runs). The cells are predicted as nbgrader will
+    prepare them: the submitted code cells with the locked ones restored from the gradebook."""
+    from functools import partial
+
+    from nbgrader.api import Gradebook
+
+    from graders import runs
+
+    with (
+        _nbgrader_warnings_silenced(),
+        Gradebook(cfg.CourseDirectory.db_url, cfg.CourseDirectory.course_id) as gb,
+    ):
+        locked = {
+            notebook.name: {cell.name: cell.source for cell in notebook.source_cells if cell.locked}
+            for notebook in gb.find_assignment(assignment).notebooks
+        }
+    root = Path(cfg.CourseDirectory.root)
+    planned = []
+    for student in students:
+        folder = root / "submitted" / student / assignment
+        for path in sorted(folder.glob("*.ipynb")):
+            if path.stem in locked:
+                predict = partial(
+                    _predicted_run, path, root / "source" / assignment, locked[path.stem], files_limit
+                )
+                planned.append(runs.Planned(student, path.stem, predict))
+    runs.plan(planned)
+
+
+def _predicted_run(
+    path: Path, source_folder: Path, locked: dict[str, str], files_limit: int
+) -> tuple[list[Any], dict[str, bytes]] | None:
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        cells = [cell for cell in notebook["cells"] if cell.get("cell_type") == "code"]
+        requests = [request for request in cell_requests(cells, locked) if request.source.strip()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # nbgrader reports what is wrong with it
+    # nbgrader puts the submitted files beside the notebook, then the source's over them
+    files = _data_files(path.parent, files_limit)
+    files.update(_data_files(source_folder, files_limit))
+    return requests, files
+
+
+def _apply_outcome(cell: NotebookNode, outcome: Any) -> None:
+    from graders import runs
+
+    if outcome.kind == runs.NOT_RUN:
+        cell.outputs = [_error(NOT_RUN, outcome.message)]
+    elif outcome.kind == runs.TAMPERED:
+        cell.outputs = [_error(TAMPERED, "the notebook changed how the tests run; this cell earns nothing")]
+    elif outcome.kind == runs.RAN:
+        cell.outputs = _checked_outputs(outcome.reply.get("outputs"))
+        _record_failure(cell, outcome.reply)
+        count = outcome.reply.get("execution_count")
+        cell.execution_count = count if isinstance(count, int) else None
+    elif outcome.kind == runs.TIMED_OUT:
+        # as nbgrader's Execute: the kernel's interruption, then the timeout error
+        cell.outputs = _checked_outputs(outcome.reply.get("outputs"))
+        cell.outputs.append(_CELL_TIMEOUT())
+    elif outcome.kind == runs.OUT_OF_TIME:
+        cell.outputs.append(_error(TIME_LIMIT, "the total time limit for the notebook was reached"))
+    else:
+        cell.outputs.append(_error(KERNEL_STOPPED, "the kernel stopped (it exited, crashed or hit a limit)"))
 
 
 def _CELL_TIMEOUT() -> NotebookNode:  # noqa: N802  (nbgrader's Execute.error_on_timeout)

@@ -49,7 +49,9 @@ INTERRUPT_GRACE_SECONDS = 5
 # On top of the run's own process limit: bwrap, its namespace's init, the zygote, and the run's outer
 # process and namespace init.
 ZYGOTE_PROCESSES = 5
-PREPARED_RUN_PROCESSES = 3  # a run waiting for its submission: outer process, namespace init, runner
+# A run waiting for its submission (outer process, namespace init, runner); the zygote keeps one such
+# spare beside the current run, on top of the run's own limit.
+PREPARED_RUN_PROCESSES = 3
 ALWAYS_PRELOADED = ("IPython.core.interactiveshell",)
 
 
@@ -126,7 +128,8 @@ class WarmSandbox:
         self.preloaded: list[str] = []
         self.failed: list[str] = []
         self.idle_processes = 0
-        self.prepared = False
+        self.prepared = False  # the zygote has forked the next run: "start" was sent
+        self.spares = 0  # runs the zygote has forked beyond that one
         self.ready = False
 
     # --- the zygote ---
@@ -177,7 +180,7 @@ class WarmSandbox:
             # The whole cgroup holds the zygote and one run: the run's limits plus the zygote's share.
             self.cgroup = Cgroup.create(
                 Limits(
-                    processes=limits.processes + ZYGOTE_PROCESSES,
+                    processes=limits.processes + ZYGOTE_PROCESSES + PREPARED_RUN_PROCESSES,
                     memory_bytes=limits.memory_bytes + 512 * 1024**2,
                     disk_bytes=limits.disk_bytes * len(WRITABLE),
                 )
@@ -229,9 +232,9 @@ class WarmSandbox:
         return []
 
     def leftover_processes(self) -> int:
-        """Processes in the sandbox beyond the idle zygote's own and a run prepared ahead of demand: what
-        a finished run left behind."""
-        prepared = PREPARED_RUN_PROCESSES if self.prepared else 0
+        """Processes in the sandbox beyond the idle zygote's own and the runs prepared ahead of demand:
+        what a finished run left behind."""
+        prepared = PREPARED_RUN_PROCESSES * (int(self.prepared) + self.spares)
         return max(0, len(self.processes()) - self.idle_processes - prepared)
 
     @property
@@ -255,7 +258,7 @@ class WarmSandbox:
                     with contextlib.suppress(OSError):
                         stream.close()
             self.process = None
-        self.prepared = False
+        self.prepared, self.spares = False, 0
         self.cgroup.destroy()
         if self._log is not None:
             self._log.close()
@@ -305,6 +308,7 @@ class WarmSandbox:
             raise SandboxBroken("the warm sandbox sent something that is not a message")
         if message.get("dead"):
             self.in_run = False
+            self.spares = 1 if message.get("spares") else 0
             raise RunStopped("the run stopped (it exited, crashed or hit a limit)")
         return message
 
@@ -318,7 +322,8 @@ class WarmSandbox:
         encoded = {name: base64.b64encode(data).decode() for name, data in files.items()}
         for attempt in (1, 2):
             if not self.prepared:
-                self._send({"op": "start"})
+                self._send({"op": "start"})  # takes the zygote's spare run, if it has one
+                self.spares = 0
             self.prepared = False
             self._send({"op": "files", "files": encoded})
             self.in_run = True
@@ -332,14 +337,16 @@ class WarmSandbox:
                 if attempt == 2:  # not the trainee's doing: nothing of theirs has run yet
                     raise SandboxBroken("runs die before they start") from None
 
-    def check(self, code: str) -> Any:
-        """Run the grader's own ``code`` in the run (outside the shell) and return its ``ok``."""
-        self._send({"op": "check", "code": code})
-        return self._wait(None).get("answer")
-
-    def run(self, code: str, *, store_history: bool, timeout: float | None) -> dict[str, Any]:
-        """Execute one cell; raises CellTimedOut (interrupted, run goes on) or RunStopped."""
-        self._send({"op": "run", "code": code, "store_history": store_history})
+    def run(
+        self, code: str, *, store_history: bool, timeout: float | None, reset: tuple[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Execute one cell; raises CellTimedOut (interrupted, run goes on) or RunStopped. With ``reset``
+        (the grader's code and the token its ``ok`` must equal) that code runs first, outside the shell;
+        when it does not answer with the token the cell is not run and the reply says ``tampered``."""
+        request: dict[str, Any] = {"op": "run", "code": code, "store_history": store_history}
+        if reset is not None:
+            request["reset"], request["token"] = reset
+        self._send(request)
         return self._wait(timeout)
 
     def _wait(self, timeout: float | None) -> dict[str, Any]:
@@ -375,14 +382,16 @@ class WarmSandbox:
             except TimeoutError as error:
                 raise SandboxBroken("the warm sandbox did not stop a run") from error
             if message.get("stopped"):
+                self.spares = 1 if message.get("spares") else 0
                 break
-        # the run's namespace dies with its init, asynchronously: the next run starts once it is gone
+        # the zygote answers once the run's namespace is gone (its init is reaped only then); a process
+        # that escaped it would show here, and the next run waits for it
         settle = time.monotonic() + 5
         while self.leftover_processes() and time.monotonic() < settle:
             time.sleep(0.002)
-        # the next run is forked now, while the grader records this one
+        # the next run (the zygote's spare, else forked now) waits while the grader records this one
         self._send({"op": "start"})
-        self.prepared = True
+        self.prepared, self.spares = True, 0
 
 
 _CURRENT: list[WarmSandbox] = []

@@ -27,6 +27,7 @@ import importlib
 import json
 import os
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -37,6 +38,7 @@ from typing import Any, NoReturn
 
 HEADER = struct.Struct("!I")
 MAX_REQUEST = 512 * 1024**2  # requests come from the grader (data files included)
+TEARDOWN_SECONDS = 2
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -364,9 +366,21 @@ def build_shell(recorder: Recorder) -> Any:
     return RecordingShell.instance(config=config)
 
 
+def warm_tracebacks(shell: Any) -> None:
+    """Format one traceback of the grader's own making, so that the first error of every run does not
+    pay for the traceback machinery's lazy imports and caches (stack_data, executing, inspect's map of
+    modules), which a fork inherits from here already built."""
+    source = "import json\n\n\ndef probe():\n    return json.loads('{')\n\n\nprobe()\n"
+    try:
+        exec(compile(source, shell.compile.cache(source), "exec"), {})  # noqa: S102  (constant code of ours)
+    except ValueError:
+        shell.InteractiveTB.structured_traceback(*sys.exc_info())
+
+
 def serve_run(sock: socket.socket, config: dict[str, Any], shell: Any) -> None:
     """The run: wait for its submission's data files (a run is forked ahead of demand), take its limits,
-    then answer ``run`` and ``check`` requests until the socket closes."""
+    then answer ``run`` requests (a test cell's with the grader's shell reset first) until the socket
+    closes."""
     try:
         first = read_frame(sock.fileno())
     except (EOFError, OSError, ValueError):
@@ -405,17 +419,19 @@ def serve_run(sock: socket.socket, config: dict[str, Any], shell: Any) -> None:
         except (EOFError, OSError, ValueError):
             os._exit(0)
         recorder.reset()
-        if request["op"] == "check":  # the grader's shell reset before a test cell
+        if request.get("reset"):  # the grader's shell reset before a test cell
             sys.stdout, sys.stderr = streams
             shell.displayhook, shell.display_pub = hooks
             namespace: dict[str, Any] = {}
             try:
-                exec(request["code"], namespace)  # noqa: S102  (the grader's own code)
+                exec(request["reset"], namespace)  # noqa: S102  (the grader's own code)
                 answer = namespace.get("ok")
             except BaseException as error:  # noqa: BLE001
                 answer = f"{type(error).__name__}"
-            write_frame(fd, {"answer": answer})
-            continue
+            if answer != request.get("token"):
+                write_frame(fd, {"tampered": True})
+                continue
+            recorder.reset()
         running[0] = True
         try:
             result = shell.run_cell(request["code"], store_history=bool(request.get("store_history", True)))
@@ -476,6 +492,9 @@ def start_run(config: dict[str, Any], shell: Any) -> tuple[int, socket.socket]:
             _reap_until(runner)
         theirs.close()
         signal.signal(signal.SIGINT, lambda *_: os.kill(init, signal.SIGINT))
+        # asked to stop: kill the namespace's init; the kernel kills the rest of the namespace and init
+        # is reaped only once all of it is gone, so when this process exits the run has left no trace
+        signal.signal(signal.SIGTERM, lambda *_: os.kill(init, signal.SIGKILL))
         _reap_until(init)
     except BaseException:  # noqa: BLE001  (a child never returns into the zygote's loop)
         os._exit(70)
@@ -495,15 +514,20 @@ def main() -> None:
             loaded.append(name)
         except Exception as error:  # noqa: BLE001  (a missing library only costs speed)
             failed.append(f"{name}: {type(error).__name__}: {error}")
+    if "numpy" in sys.modules:  # its first seeding imports and builds what every run's reseeding needs
+        sys.modules["numpy"].random.seed()
     recorder = Recorder(int(config["output_bytes"]), config["output_note"])
     shell = build_shell(recorder)
     shell.__recorder__ = recorder
+    warm_tracebacks(shell)
     # Everything so far is shared with every run, copy-on-write: keep the collector's hands off it, so
     # that a run does not copy the pages of objects it never uses.
     gc.collect()
     gc.freeze()
     write_frame(control_out, {"ready": True, "preloaded": loaded, "failed": failed})
     child: tuple[int, socket.socket] | None = None
+    # The run after the current one, forked while the current one works, so that "start" costs nothing.
+    spare: tuple[int, socket.socket] | None = None
     selector = selectors.DefaultSelector()
     selector.register(control_in, selectors.EVENT_READ, "control")
     while True:
@@ -516,7 +540,7 @@ def main() -> None:
                 op = request["op"]
                 if op == "start":
                     _stop(child, selector)
-                    child = start_run(config, shell)
+                    child, spare = spare or start_run(config, shell), None
                     selector.register(child[1], selectors.EVENT_READ, "child")
                 elif op == "interrupt" and child is not None:
                     with contextlib.suppress(ProcessLookupError):
@@ -524,10 +548,11 @@ def main() -> None:
                 elif op == "stop":
                     _stop(child, selector)
                     child = None
-                    write_frame(control_out, {"stopped": True})
-                elif child is not None:  # run / check: relayed to the run
+                    write_frame(control_out, {"stopped": True, "spares": int(spare is not None)})
+                elif child is not None:  # files, run: relayed to the run
                     with contextlib.suppress(OSError):  # it died: its socket reports that below
                         write_frame(child[1].fileno(), request)
+
             else:
                 assert child is not None
                 try:
@@ -540,12 +565,17 @@ def main() -> None:
                     payload = read_exactly(child[1].fileno(), size)
                     os.write(control_out, size_bytes)
                     _write_all(control_out, payload)
+                    if spare is None:  # forked once the run has answered, not in its way
+                        with contextlib.suppress(OSError):  # no room for it now: "start" forks one
+                            spare = start_run(config, shell)
                 except (EOFError, OSError, ValueError):
                     status = _reap(child)
                     selector.unregister(child[1])
                     child[1].close()
                     child = None
-                    write_frame(control_out, {"dead": True, "status": status})
+                    write_frame(
+                        control_out, {"dead": True, "status": status, "spares": int(spare is not None)}
+                    )
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -555,6 +585,15 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _reap(child: tuple[int, socket.socket]) -> int:
+    # The outer process tears the run's namespace down and exits when it is gone (SIGKILL if it lags).
+    with contextlib.suppress(OSError):
+        exited = os.pidfd_open(child[0])
+        try:
+            os.kill(child[0], signal.SIGTERM)
+            if not select.select([exited], [], [], TEARDOWN_SECONDS)[0]:
+                os.kill(child[0], signal.SIGKILL)
+        finally:
+            os.close(exited)
     with contextlib.suppress(ProcessLookupError):
         os.kill(child[0], signal.SIGKILL)
     try:

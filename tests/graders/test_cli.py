@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import lms.cli
-from graders import nbgrader_backend, sandbox, services
+from graders import nbgrader_backend, runs, sandbox, services
 from graders.cli import read_course_settings
 from lms.extensions import db
 from lms.services import cohorts
@@ -122,6 +122,50 @@ def test_parallel_grading_gives_the_same_scores(graded_course: tuple[Path, Resul
     assert result.exit_code == 0, result.output
     assert sorted(line.split(":")[0] for line in result.output.splitlines()[:3]) == sorted(ANSWERS)
     assert scores(course) == scores(graded_course[0])
+
+
+def outputs_by_cell(course: Path, student: str) -> dict[str, list[tuple[str, str]]]:
+    notebook = nbformat.read(course / "autograded" / student / "ps1" / "ps1.ipynb", as_version=4)
+    return {
+        cell.metadata.get("nbgrader", {}).get("grade_id", str(index)): [
+            (output.output_type, output.get("ename", "") or output.get("text", "")) for output in cell.outputs
+        ]
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code"
+    }
+
+
+def test_one_worker_runs_the_next_submission_ahead_with_the_same_result(
+    released_course: Path, course: Path, tmp_path: Path
+) -> None:
+    parallel = Path(shutil.copytree(released_course, tmp_path / "parallel"))
+    assert run("grade", "autograde", parallel, "ps1", "--jobs", 2).exit_code == 0
+    result = run("grade", "autograde", course, "ps1", "--jobs", 1)
+    assert result.exit_code == 0, result.output
+    # the first submission runs when nbgrader asks; each later one had run ahead, and was taken
+    assert (runs.counts.taken, runs.counts.discarded) == (len(ANSWERS) - 1, 0)
+    for student in ANSWERS:
+        assert outputs_by_cell(course, student) == outputs_by_cell(parallel, student)
+    assert scores(course) == scores(parallel)
+
+
+def test_a_run_ahead_that_guessed_wrong_is_run_again(course: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # bob's cells are predicted from a notebook that is not the one nbgrader then grades
+    real = nbgrader_backend._predicted_run
+
+    def wrong_guess(path: Path, *args: object) -> object:
+        predicted = real(path, *args)  # type: ignore[arg-type]
+        if predicted is not None and "bob" in path.parts:
+            cells, files = predicted
+            return [runs.CellRequest("print('not bob')", False), *cells[1:]], files
+        return predicted
+
+    monkeypatch.setattr(nbgrader_backend, "_predicted_run", wrong_guess)
+    result = run("grade", "autograde", course, "ps1", "--jobs", 1)
+    assert result.exit_code == 0, result.output
+    assert (runs.counts.taken, runs.counts.discarded) == (1, 1)
+    assert scores(course) == {"alice": 5.0, "bob": 3.0, "carol": 3.0}
+    assert "not bob" not in str(outputs_by_cell(course, "bob"))
 
 
 def test_only_the_chosen_students_are_graded(course: Path) -> None:

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from graders import services, warm
+from graders import runs, services, warm
+from graders.nbgrader_backend import _SHELL_RESET
 from graders.sandbox import Limits
 from tests.graders.conftest import answer
 
@@ -106,6 +107,78 @@ def test_a_stuck_cell_is_interrupted_and_the_run_goes_on(sandbox) -> None:
     assert timed_out.value.outputs[-1]["ename"] == "KeyboardInterrupt"
     assert run_json(sandbox, "print(x + 1)") == 2
     sandbox.end()
+
+
+# --- running ahead (graders.runs) ---------------------------------------------------------------------
+
+RUN_LIMITS = Limits(cell_timeout=5, total_timeout=60)
+TAMPER_WITH_THE_RESET = """
+import builtins
+real_import = builtins.__import__
+
+def guarded(name, *args, **kwargs):
+    if name.startswith("IPython"):
+        raise ImportError(name)
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = guarded
+"""
+
+
+def stdout_of(outcome: runs.CellOutcome) -> str:
+    return "".join(o["text"] for o in outcome.reply.get("outputs", []) if o.get("name") == "stdout")
+
+
+def test_a_run_ahead_is_taken_only_for_exactly_its_cells_and_files(sandbox) -> None:
+    cells = [runs.CellRequest("x = 41", False), runs.CellRequest("print(x + 1)", False)]
+    ahead = runs.Ahead(sandbox, cells, {"data.txt": b"1"}, RUN_LIMITS, _SHELL_RESET)
+    outcomes = ahead.take(sandbox, list(cells), {"data.txt": b"1"}, RUN_LIMITS)
+    assert outcomes is not None
+    assert [o.kind for o in outcomes] == [runs.RAN, runs.RAN] and stdout_of(outcomes[1]) == "42\n"
+
+    for other_cells, other_files in (
+        ([runs.CellRequest("x = 41", False), runs.CellRequest("print(x + 1)", True)], {"data.txt": b"1"}),
+        (cells, {"data.txt": b"2"}),
+    ):
+        ahead = runs.Ahead(sandbox, cells, {"data.txt": b"1"}, RUN_LIMITS, _SHELL_RESET)
+        assert ahead.take(sandbox, other_cells, other_files, RUN_LIMITS) is None
+    # the sandbox is free again: the notebook actually asked for runs now
+    again = runs.run_cells(sandbox, cells, {}, RUN_LIMITS, _SHELL_RESET)
+    assert stdout_of(again[1]) == "42\n"
+    assert sandbox.leftover_processes() == 0
+
+
+def test_a_run_ahead_keeps_timeouts_crashes_and_the_shell_reset(sandbox) -> None:
+    cells = [
+        runs.CellRequest(TAMPER_WITH_THE_RESET, False),
+        runs.CellRequest("assert True", True),  # its shell reset cannot answer: tampered, not run
+        runs.CellRequest("while True:\n    pass", False),
+        runs.CellRequest("print('after the loop')", False),
+        runs.CellRequest("import os\nos._exit(3)", False),
+        runs.CellRequest("print('never')", False),
+    ]
+    limits = Limits(cell_timeout=1, total_timeout=60)
+    outcomes = runs.Ahead(sandbox, cells, {}, limits, _SHELL_RESET).take(sandbox, cells, {}, limits)
+    assert outcomes is not None
+    assert [o.kind for o in outcomes] == [
+        runs.RAN,
+        runs.TAMPERED,
+        runs.TIMED_OUT,
+        runs.RAN,
+        runs.CRASHED,
+        runs.NOT_RUN,
+    ]
+    assert stdout_of(outcomes[3]) == "after the loop\n"
+    assert outcomes[5].message == runs.STOPPED_BEFORE
+
+
+def test_what_a_run_leaves_never_reaches_the_run_ahead_after_it(sandbox) -> None:
+    first = runs.run_cells(sandbox, [runs.CellRequest(LEAVE_TRACES, False)], {}, RUN_LIMITS, _SHELL_RESET)
+    assert first[0].kind == runs.RAN
+    look = [runs.CellRequest(FIND_TRACES, False)]
+    outcomes = runs.Ahead(sandbox, look, {}, RUN_LIMITS, _SHELL_RESET).take(sandbox, look, {}, RUN_LIMITS)
+    assert outcomes is not None
+    assert json.loads(stdout_of(outcomes[0]).splitlines()[-1]) == {"found": [], "sleepers": []}
 
 
 def test_preloaded_modules_come_from_the_notebooks_imports() -> None:
