@@ -22,7 +22,7 @@ from typing import Any
 from graders import warm
 from graders.sandbox import Limits
 
-SWITCH_INTERVAL = 0.0005  # seconds
+SWITCH_INTERVAL = 0.0001  # seconds
 
 RAN = "ran"
 TIMED_OUT = "timed_out"  # interrupted at the cell timeout; the run went on

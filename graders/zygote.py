@@ -516,6 +516,11 @@ def main() -> None:
             failed.append(f"{name}: {type(error).__name__}: {error}")
     if "numpy" in sys.modules:  # its first seeding imports and builds what every run's reseeding needs
         sys.modules["numpy"].random.seed()
+    if "sklearn" in sys.modules:
+        # An estimator shown as a cell's result is drawn as an HTML diagram (styles, inputs, scripts)
+        # that the feedback page strips to unreadable text, and drawing it costs ~15 ms each time; its
+        # text form is what trainees can read.
+        sys.modules["sklearn"].set_config(display="text")
     recorder = Recorder(int(config["output_bytes"]), config["output_note"])
     shell = build_shell(recorder)
     shell.__recorder__ = recorder

@@ -181,6 +181,22 @@ def test_what_a_run_leaves_never_reaches_the_run_ahead_after_it(sandbox) -> None
     assert json.loads(stdout_of(outcomes[0]).splitlines()[-1]) == {"found": [], "sleepers": []}
 
 
+def test_an_estimator_result_is_recorded_as_text_the_feedback_can_show() -> None:
+    box = warm.WarmSandbox(warm.WarmKey(limits=RUN_LIMITS, preload=("sklearn.linear_model",), mode="bwrap"))
+    box.start()
+    try:
+        box.begin({}, 60)
+        reply = box.run(
+            "from sklearn.linear_model import Ridge\nRidge(alpha=2.0)", store_history=True, timeout=20
+        )
+        box.end()
+    finally:
+        box.close()
+    (result,) = [o for o in reply["outputs"] if o["output_type"] == "execute_result"]
+    # not scikit-learn's HTML diagram (styles and inputs the feedback page strips): its text form
+    assert result["data"] == {"text/plain": "Ridge(alpha=2.0)"}
+
+
 def test_preloaded_modules_come_from_the_notebooks_imports() -> None:
     notebook = {
         "cells": [
