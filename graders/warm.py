@@ -177,7 +177,7 @@ class WarmSandbox:
                 "IPYTHONDIR": "/tmp/.ipython",
             }
         else:
-            # The whole cgroup holds the zygote and one run: the run's limits plus the zygote's share.
+            # The whole cgroup holds the zygote, one run and its spare: the run's limits plus their share.
             self.cgroup = Cgroup.create(
                 Limits(
                     processes=limits.processes + ZYGOTE_PROCESSES + PREPARED_RUN_PROCESSES,
