@@ -136,12 +136,17 @@ def burst(port: int, setup: dict[str, Any]) -> tuple[float, dict[int, dict[str, 
 
     def post(item: dict[str, Any]) -> tuple[int, str]:
         token = setup["tokens"][item["username"]]
-        response = session.post(
-            f"{base}/assignments/{setup['assignment']}/submissions",
-            headers={"Authorization": f"Bearer {token}"},
-            files={"file": (f"{setup['notebook']}.ipynb", item["notebook"].encode(), "application/json")},
-            timeout=60,
-        )
+        for _attempt in range(5):
+            response = session.post(
+                f"{base}/assignments/{setup['assignment']}/submissions",
+                headers={"Authorization": f"Bearer {token}"},
+                files={"file": (f"{setup['notebook']}.ipynb", item["notebook"].encode(), "application/json")},
+                timeout=60,
+            )
+            # 409: this trainee's other attempt was being stored at that moment; the API asks to try again
+            if response.status_code != 409:
+                break
+            time.sleep(0.2)
         if response.status_code != 201:
             raise SystemExit(f"POST answered {response.status_code}: {response.text[:300]}")
         return int(response.json()["id"]), token
