@@ -557,7 +557,6 @@ def main() -> None:
                 elif child is not None:  # files, run: relayed to the run
                     with contextlib.suppress(OSError):  # it died: its socket reports that below
                         write_frame(child[1].fileno(), request)
-
             else:
                 assert child is not None
                 try:
