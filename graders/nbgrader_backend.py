@@ -206,12 +206,17 @@ def _execute_class() -> type:
             return token in text
 
         def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
-            size = len(repr(msg.get("content", "")))
+            content = msg.get("content", {})
+            is_stream = msg.get("msg_type") == "stream" and isinstance(content.get("text"), str)
+            size = len(content["text"]) if is_stream else len(repr(content))
             used = self._output_sizes.get(cell_index, 0)
             self._output_sizes[cell_index] = used + size
             if used > self.output_bytes:
                 return None
             if used + size > self.output_bytes:
+                if is_stream:  # keep what fits of the text, as the warm sandbox does
+                    head = {**content, "text": content["text"][: self.output_bytes - used]}
+                    super().output(outs, {**msg, "content": head}, display_id, cell_index)
                 outs.append(nbformat.v4.new_output("stream", name="stderr", text=OUTPUT_LIMIT_NOTE))
                 return None
             return super().output(outs, msg, display_id, cell_index)

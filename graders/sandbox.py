@@ -208,6 +208,28 @@ for name, value in limits.items():
 os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
 """
 
+# The kernel's entry point: ipykernel with each cell's printed text capped where it is made. Unbounded,
+# a print flood piles up in ipykernel's buffers and JSON messages faster than the grader reads them, and
+# the kernel dies of MemoryError at the memory limit, costing every later cell. Past the cap, writes are
+# dropped; the grader still stores at most ``output_bytes`` with its note (SandboxedExecute.output).
+_KERNEL_LAUNCH = """
+from ipykernel.iostream import OutStream
+from ipykernel.kernelapp import IPKernelApp
+CAP = CAP_BYTES
+written = dict(cell=None, chars=0)
+write = OutStream.write
+def capped_write(stream, text):
+    cell = stream.parent_header.get("msg_id")
+    if cell != written["cell"]:
+        written.update(cell=cell, chars=0)
+    if written["chars"] > CAP and isinstance(text, str):
+        return len(text)
+    written["chars"] += len(text) if isinstance(text, str) else 0
+    return write(stream, text)
+OutStream.write = capped_write
+IPKernelApp.launch_instance()
+"""
+
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = (
     "/etc/ld.so.cache",
@@ -372,11 +394,16 @@ class SandboxedKernelManager(AsyncKernelManager):
     def kernel_spec(self) -> KernelSpec:
         # Interrupts travel as messages: signals from outside cannot cross into the sandbox's PID namespace.
         return KernelSpec(
-            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            argv=[sys.executable, "-c", self.kernel_launch_code(), "-f", "{connection_file}"],
             display_name="Python 3 (sandbox)",
             language="python",
             interrupt_mode="message",
         )
+
+    def kernel_launch_code(self) -> str:
+        """The kernel's ``python -c`` program: ipykernel with each cell's printed text capped at twice
+        what the grader keeps (its count of a message is larger than the text, so its note still shows)."""
+        return _KERNEL_LAUNCH.replace("CAP_BYTES", str(2 * self.limits.output_bytes))
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         argv = super().format_kernel_cmd(extra_arguments)

@@ -396,6 +396,7 @@ def check_disk(graded: Graded, context: dict[str, Any]) -> None:
 
 def check_output(graded: Graded, context: dict[str, Any]) -> None:
     text = graded.text("sol-add")
+    assert text.startswith("y" * 999 + "\n" + "y" * 999)  # the start is kept, up to the limit
     assert text.endswith(OUTPUT_LIMIT_NOTE)
     assert len(text) <= OUTPUT_BYTES + len(OUTPUT_LIMIT_NOTE)
     assert len(graded.submission.autograded_notebook or "") < 2 * 1024**2
