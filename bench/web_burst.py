@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,44 @@ def burst(port: int, setup: dict[str, Any]) -> tuple[float, dict[int, dict[str, 
     return time.monotonic() - started, results
 
 
+def job_timings(instance: Path) -> dict[str, float]:
+    """From the web path's job rows: median seconds a job ran, median idle seconds between one worker
+    process's jobs, and seconds from the first job queued to the first one started."""
+    import statistics
+    from collections import defaultdict
+
+    from sqlalchemy import select
+
+    from graders.models import GradingJob, JobKind
+    from lms import create_app
+    from lms.extensions import db
+
+    os.environ["LMS_INSTANCE_PATH"] = str(instance)
+    with create_app().app_context():
+        jobs = db.session.scalars(
+            select(GradingJob).where(GradingJob.kind == JobKind.AUTOGRADE).order_by(GradingJob.started_at)
+        ).all()
+        spans = [(job.worker, job.enqueued_at, job.started_at, job.finished_at) for job in jobs]
+        by_worker: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+        for worker, _queued, started, finished in spans:
+            if started is not None and finished is not None:
+                by_worker[worker].append((started, finished))
+        ran = [(end - start).total_seconds() for mine in by_worker.values() for start, end in mine]
+        idle = [
+            (later[0] - earlier[1]).total_seconds()
+            for mine in by_worker.values()
+            for earlier, later in zip(mine, mine[1:], strict=False)
+        ]
+        first = min(started for mine in by_worker.values() for started, _ in mine) - min(
+            queued for _, queued, _, _ in spans
+        )
+        return {
+            "job": statistics.median(ran),
+            "idle": statistics.median(idle) if idle else 0.0,
+            "first": first.total_seconds(),
+        }
+
+
 def grade_with_cli(folder: Path, setup: dict[str, Any], cores: int) -> tuple[float, dict[str, float]]:
     """The same notebooks as an nbgrader course directory graded by `lms grade autograde --jobs cores`."""
     from graders import nbgrader_backend
@@ -247,6 +286,11 @@ def main() -> int:
         ):
             print(f"  {label:40s} {seconds:7.1f} s  {count / seconds * 60:6.1f}/min")
         print(f"  web / cli time: {web_seconds / cli_seconds:.2f}")
+        timings = job_timings(instance)
+        print(
+            f"  web path per job: {timings['job']:.2f} s running, {timings['idle']:.3f} s idle before a "
+            f"worker's next job (medians); the first started {timings['first']:.1f} s after it was queued"
+        )
         print(f"  failed on the web path: {len(failed)}; distinct web auto scores: {sorted(set(web_scores))}")
         print(f"  distinct cli scores: {sorted(set(cli_scores.values()))}")
         print(json.dumps({"web_seconds": web_seconds, "cli_seconds": cli_seconds, "count": count}))

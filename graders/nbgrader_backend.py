@@ -23,16 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# jsonschema builds grammars for the "iri" formats when rfc3987_syntax is installed (about 1 s at every
-# import); no notebook schema checks those formats, so grading processes skip them.
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+import nbformat
+from nbclient.exceptions import DeadKernelError
+from nbformat import NotebookNode
+from traitlets.config import Config
 
-import nbformat  # noqa: E402
-from nbclient.exceptions import DeadKernelError  # noqa: E402
-from nbformat import NotebookNode  # noqa: E402
-from traitlets.config import Config  # noqa: E402
-
-from graders.sandbox import BUBBLEWRAP, Limits, SandboxedKernelManager  # noqa: E402
+from graders.sandbox import BUBBLEWRAP, Limits, SandboxedKernelManager
 
 # nbgrader is imported inside the functions below: importing it pulls in jupyter_server (slow, heavy).
 

@@ -45,7 +45,7 @@ class GradersPlugin(Plugin):
         return [import_module(name).bp for name in BLUEPRINT_MODULES]
 
     def init_app(self, app: Flask) -> None:
-        from celery.signals import worker_ready
+        from celery.signals import worker_init, worker_ready
 
         from graders import models, tasks  # noqa: F401  (tables on the metadata; the task on the queue)
         from graders.demo import load_graders_demo
@@ -62,6 +62,7 @@ class GradersPlugin(Plugin):
             )
         signals.demo_loaded.connect(load_graders_demo, weak=False)
         worker_ready.connect(tasks.start_sweeper, weak=False)
+        worker_init.connect(tasks.import_grading, weak=False)
 
     def cli(self) -> click.Group:
         from graders.cli import grade_group

@@ -64,6 +64,18 @@ def _sweep_forever(interval: float, stop: threading.Event) -> None:
 _stop = threading.Event()
 
 
+def import_grading(**_kwargs: Any) -> None:
+    """Import the grading code in the worker's main process before it forks its pool (connected to
+    Celery's ``worker_init``): every pool process starts with nbgrader loaded, and the first job of a
+    burst does not wait for the imports (importing from a thread beside a job instead deadlocks)."""
+    import nbgrader.api  # noqa: F401
+    import nbgrader.converters  # noqa: F401
+    import nbgrader.preprocessors  # noqa: F401
+
+    import graders.nbgrader_backend  # noqa: F401
+    import graders.worker  # noqa: F401
+
+
 def start_sweeper(**_kwargs: Any) -> None:
     """Start the sweep thread of this worker (connected to Celery's ``worker_ready``)."""
     from graders.sandbox import remove_stale_cgroups
