@@ -197,6 +197,29 @@ def test_an_estimator_result_is_recorded_as_text_the_feedback_can_show() -> None
     assert result["data"] == {"text/plain": "Ridge(alpha=2.0)"}
 
 
+def test_a_library_mistake_shows_its_whole_traceback_and_none_of_the_warm_up() -> None:
+    box = warm.WarmSandbox(warm.WarmKey(limits=RUN_LIMITS, preload=("sklearn.linear_model",), mode="bwrap"))
+    box.start()
+    try:
+        box.begin({}, 60)
+        box.run("from sklearn.linear_model import LinearRegression", store_history=True, timeout=20)
+        reply = box.run(
+            "model = LinearRegression()\nmodel.fit([[1.0], [2.0]], [1.0])", store_history=True, timeout=20
+        )
+        box.end()
+    finally:
+        box.close()
+    (error,) = [o for o in reply["outputs"] if o["output_type"] == "error"]
+    assert error["ename"] == "ValueError"
+    assert "inconsistent numbers of samples: [2, 1]" in error["evalue"]
+    text = "\n".join(error["traceback"])
+    # the trainee's own line, then the library's frames with their source lines (the zygote parsed
+    # those files once for a mistake of its own; its code must not show here)
+    assert "model.fit([[1.0], [2.0]], [1.0])" in text
+    assert "sklearn/utils/validation.py" in text and "check_consistent_length" in text
+    assert "L().fit" not in text and "as L" not in text
+
+
 def test_preloaded_modules_come_from_the_notebooks_imports() -> None:
     notebook = {
         "cells": [
