@@ -25,9 +25,11 @@ SLUG = "ex01-platform-sizing"
 def exercise(app) -> Assignment:
     load_demo("lms-demo")
     assignment = db.session.scalar(select(Assignment).where(Assignment.slug == SLUG))
-    # the demo cohort is two weeks into its course, so ex01's planned due date has passed: move it ahead,
-    # so that this journey is about grading, not late penalties (tested in tests/graders)
+    # the demo cohort is two weeks into its course, so ex01's planned due date (and, on some days, its
+    # cut-off a week later) has passed: move both ahead, so that this journey is about grading, not late
+    # penalties or closed submissions (tested in tests/graders)
     assignment.due_at = utcnow() + timedelta(days=7)
+    assignment.cutoff_at = assignment.due_at + timedelta(days=7)
     db.session.commit()
     return assignment
 
