@@ -14,12 +14,17 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
+from kombu.exceptions import ChannelError
+from kombu.transport import TRANSPORT_ALIASES, filesystem
+from kombu.utils.json import dumps
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -29,6 +34,32 @@ log = logging.getLogger(__name__)
 celery = Celery("lms", set_as_current=False)
 _flask_app: Flask | None = None
 EMBEDDED_POLLING_SECONDS = 0.05
+EMBEDDED_SCHEME = "lmsfilesystem"
+
+
+class _AtomicFilesystemChannel(filesystem.Channel):
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        # kombu creates the message file where workers look and then writes it; a worker polling in
+        # between took the empty file and died of a JSONDecodeError. Written under a name workers skip
+        # (it does not end in ".<queue>.msg") and renamed into place, a message appears whole or not at all.
+        name = f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".{name}.part")
+        try:
+            with open(partial, "wb") as handle:
+                handle.write(dumps(payload).encode())
+            os.replace(partial, final)
+        except OSError as error:
+            raise ChannelError(f"Cannot add file {final!r} to directory") from error
+
+
+class AtomicFilesystemTransport(filesystem.Transport):
+    """kombu's filesystem transport with each message file written whole before workers can see it."""
+
+    Channel = _AtomicFilesystemChannel
+
+
+TRANSPORT_ALIASES.setdefault(EMBEDDED_SCHEME, f"{__name__}:AtomicFilesystemTransport")
 
 
 def broker_folder(app: Flask) -> Path:
@@ -50,7 +81,7 @@ def init_app(app: Flask) -> None:
         (folder / "queue").mkdir(parents=True, exist_ok=True)
         (folder / "processed").mkdir(parents=True, exist_ok=True)
         (folder / "control").mkdir(parents=True, exist_ok=True)
-        url = "filesystem://"
+        url = f"{EMBEDDED_SCHEME}://"
         options = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
